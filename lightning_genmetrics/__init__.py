@@ -1,0 +1,27 @@
+"""lightning_genmetrics: exact, constant-memory, DDP-synchronised metrics for generative models.
+
+The metrics are ``torchmetrics.Metric`` classes that keep only sufficient statistics; this module
+does not import ``lightning`` (only the callback does).
+"""
+
+from lightning_genmetrics import functional
+from lightning_genmetrics.features import ImageFeatures, images_to_uint8
+from lightning_genmetrics.metrics import (
+    FrechetDistance,
+    FrechetInceptionDistance,
+    InceptionScore,
+    KernelInceptionDistance,
+)
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "FrechetDistance",
+    "FrechetInceptionDistance",
+    "ImageFeatures",
+    "InceptionScore",
+    "KernelInceptionDistance",
+    "__version__",
+    "functional",
+    "images_to_uint8",
+]

@@ -1,0 +1,203 @@
+"""Kernel Inception Distance over a bounded, shard-invariant reservoir of features."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torchmetrics.utilities.distributed import gather_all_tensors
+
+from lightning_genmetrics._checks import check_bool, check_positive_int
+from lightning_genmetrics.features.extractor import ImageFeatures, InputRange
+from lightning_genmetrics.functional.kid import kernel_inception_distance
+from lightning_genmetrics.functional.sampling import bottom_k
+from lightning_genmetrics.metrics._base import SufficientStatisticMetric
+from lightning_genmetrics.metrics._distributed import agree_dimension, all_reduce_sum
+from lightning_genmetrics.metrics._keys import image_keys
+
+_SIDES = ("real", "fake")
+
+
+class KernelInceptionDistance(SufficientStatisticMetric):
+    """KID ``(mean, std)``: unbiased polynomial-kernel MMD² over random subsets, with bounded memory.
+
+    Each side keeps a reservoir of at most ``max_samples`` feature vectors (float32, the precision
+    the extractors produce): the samples with the smallest keys, a key being a seeded hash of the
+    image's uint8 pixels or of its ``sample_ids`` entry
+    (:func:`~lightning_genmetrics.functional.sample_keys`). This bottom-k sample is a uniform
+    random subset that depends only on *which* images were seen, so any batching or DDP sharding
+    keeps the same one, and merging ranks is exact (gather the reservoirs, keep the smallest keys).
+    While a side has at most ``max_samples`` images nothing is dropped and the value is exact;
+    ``max_samples=None`` keeps everything (memory grows with N, as torchmetrics). Subsets are
+    then drawn from the reservoir as in
+    :func:`~lightning_genmetrics.functional.kernel_inception_distance`. Bit-identical images share
+    a key and are kept or dropped together once a reservoir is full; pass ``sample_ids`` if exact
+    duplicates are frequent.
+
+    Args:
+        feature: an Inception layer (``64``, ``192``, ``768``, ``2048``) or a feature-extractor module.
+        subsets: number of random subsets.
+        subset_size: samples per subset and side.
+        degree: polynomial kernel degree.
+        gamma: kernel scale, ``1/D`` when ``None``.
+        coef0: kernel offset.
+        max_samples: reservoir size per side (at least ``subset_size``), or ``None`` for no bound.
+        input_range: the range of float images, ``(0, 1)`` or ``(-1, 1)``; ``None`` accepts uint8 only.
+        reset_real_features: keep the real side across ``reset()`` when ``False``.
+        seed: selects the reservoir hash and the subsets.
+        weights_path: a local copy of the Inception weights (standard network only).
+        kwargs: passed to ``torchmetrics.Metric``.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        >>> kid = KernelInceptionDistance(net, subsets=5, subset_size=16, input_range=(0, 1))
+        >>> kid.update(torch.rand(32, 3, 8, 8), real=True)
+        >>> kid.update(torch.rand(32, 3, 8, 8) ** 3, real=False)
+        >>> mean, std = kid.compute()
+        >>> bool(mean > 0)
+        True
+    """
+
+    higher_is_better = False
+
+    def __init__(
+        self,
+        feature: int | nn.Module = 2048,
+        subsets: int = 100,
+        subset_size: int = 1000,
+        *,
+        degree: int = 3,
+        gamma: float | None = None,
+        coef0: float = 1.0,
+        max_samples: int | None = 10_000,
+        input_range: InputRange | None = None,
+        reset_real_features: bool = True,
+        seed: int = 0,
+        weights_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.subsets = check_positive_int(subsets, "subsets")
+        self.subset_size = check_positive_int(subset_size, "subset_size", minimum=2)
+        self.degree = check_positive_int(degree, "degree")
+        if gamma is not None and not (isinstance(gamma, (int, float)) and gamma > 0):
+            raise ValueError(f"Expected `gamma` to be None or a positive number, got {gamma!r}.")
+        self.gamma, self.coef0 = gamma, float(coef0)
+        if max_samples is not None:
+            check_positive_int(max_samples, "max_samples", minimum=subset_size)
+        self.max_samples = max_samples
+        self.reset_real_features = check_bool(reset_real_features, "reset_real_features")
+        self.seed = check_positive_int(seed, "seed", minimum=0)
+        self.extractor = ImageFeatures.resolve(
+            feature, input_range=input_range, weights_path=weights_path, layers=("64", "192", "768", "2048")
+        )
+        d = self.extractor.num_features or 0
+        for side in _SIDES:
+            self.add_state(f"{side}_n", torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
+            self.add_state(f"{side}_features", torch.zeros(0, d, dtype=torch.float32), dist_reduce_fx="cat")
+            self.add_state(f"{side}_keys", torch.zeros(0, dtype=torch.int64), dist_reduce_fx="cat")
+
+    @property
+    def num_features(self) -> int | None:
+        """The feature dimension, or ``None`` until the first update fixes it."""
+        return self.real_features.shape[1] or None
+
+    def _allocate(self, d: int) -> None:
+        for side in _SIDES:
+            empty = torch.zeros(0, d, dtype=torch.float32, device=self.real_n.device)
+            self._defaults[f"{side}_features"] = empty.clone()
+            if getattr(self, f"{side}_features").shape[0] == 0:
+                setattr(self, f"{side}_features", empty)
+
+    def _keep(self, side: str, features: Tensor, keys: Tensor) -> None:
+        """Merge rows into a side's reservoir: the ``max_samples`` smallest keys, in key order."""
+        all_features = torch.cat([getattr(self, f"{side}_features"), features])
+        all_keys = torch.cat([getattr(self, f"{side}_keys"), keys])
+        kept = bottom_k(all_keys, self.max_samples)
+        setattr(self, f"{side}_features", all_features[kept])
+        setattr(self, f"{side}_keys", all_keys[kept])
+
+    def update(self, images: Tensor, real: bool, sample_ids: Tensor | None = None) -> None:
+        """Add a batch of images to the real or the generated side.
+
+        Args:
+            images: uint8 ``[N, C, H, W]``, or float in ``input_range``.
+            real: which side.
+            sample_ids: optional integer ``[N]`` ids that decide the reservoir instead of the pixels.
+
+        Raises:
+            TypeError: bad ``images``/``sample_ids`` type, float images without ``input_range``,
+                ``real`` not a bool.
+            ValueError: bad shapes, NaN/Inf, values out of range, or features of another size.
+        """
+        check_bool(real, "real")
+        uint8 = self.extractor.prepare(images)
+        keys = image_keys(uint8, sample_ids, self.seed)
+        features = self.extractor.extract(uint8).to(torch.float32)
+        if self.num_features is not None and features.shape[1] != self.num_features:
+            raise ValueError(f"Expected {self.num_features} features per image, got shape {tuple(features.shape)}.")
+        if self.num_features is None:
+            self._allocate(features.shape[1])
+        side = "real" if real else "fake"
+        setattr(self, f"{side}_n", getattr(self, f"{side}_n") + features.shape[0])
+        self._keep(side, features.to(self.real_n.device), keys.to(self.real_n.device))
+
+    def compute(self) -> tuple[Tensor, Tensor]:
+        """KID ``(mean, std)`` (float64) over ``subsets`` subsets of the reservoirs.
+
+        Raises:
+            RuntimeError: fewer than ``subset_size`` images on a side.
+        """
+        return kernel_inception_distance(
+            self.real_features,
+            self.fake_features,
+            subsets=self.subsets,
+            subset_size=self.subset_size,
+            degree=self.degree,
+            gamma=self.gamma,
+            coef0=self.coef0,
+            seed=self.seed,
+        )
+
+    def reset(self) -> None:
+        """Clear the state; the real side survives when ``reset_real_features=False``."""
+        kept = {}
+        if not self.reset_real_features:
+            kept = {name: getattr(self, name) for name in ("real_n", "real_features", "real_keys")}
+        super().reset()
+        for name, value in kept.items():
+            setattr(self, name, value)
+
+    def _merge_state(self, other: dict[str, Any]) -> None:
+        d_other = other["real_features"].shape[1]
+        if d_other == 0:
+            return
+        if self.num_features is None:
+            self._allocate(d_other)
+        elif d_other != self.num_features:
+            raise ValueError(f"Cannot merge a state with {d_other} features into one with {self.num_features}.")
+        device = self.real_n.device
+        for side in _SIDES:
+            setattr(self, f"{side}_n", getattr(self, f"{side}_n") + other[f"{side}_n"].to(device))
+            self._keep(side, other[f"{side}_features"].to(device), other[f"{side}_keys"].to(device))
+
+    def _sync_states(self, group: Any, dist_sync_fn: Callable | None) -> None:
+        d = agree_dimension(self.num_features, self.real_n.device, group, what="feature dimension")
+        if d == 0:
+            return
+        if self.num_features is None:
+            self._allocate(d)
+        gather = dist_sync_fn or gather_all_tensors
+        for side in _SIDES:
+            setattr(self, f"{side}_n", all_reduce_sum(getattr(self, f"{side}_n"), group))
+            # A reservoir is a sample, not a sum: gather the ranks' (bounded) reservoirs and keep the smallest keys.
+            features = torch.cat(gather(getattr(self, f"{side}_features"), group=group))
+            keys = torch.cat(gather(getattr(self, f"{side}_keys"), group=group))
+            setattr(self, f"{side}_features", features[:0])
+            setattr(self, f"{side}_keys", keys[:0])
+            self._keep(side, features, keys)

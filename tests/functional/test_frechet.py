@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from lightning_genmetrics.functional import (
+    features_to_moments,
+    frechet_distance,
+    merge_moments,
+    moments_to_covariance,
+    psd_sqrt,
+    trace_sqrt_product,
+)
+from tests.helpers import exact_frechet
+
+TARGET = 1e-8  # relative error the issue asks for against the exact float64 reference
+
+
+def _fd_from_features(a: np.ndarray, b: np.ndarray) -> float:
+    mu1, s1 = moments_to_covariance(features_to_moments(torch.from_numpy(a)))
+    mu2, s2 = moments_to_covariance(features_to_moments(torch.from_numpy(b)))
+    return frechet_distance(mu1, s1, mu2, s2).item()
+
+
+def _correlated(rng: np.random.Generator, n: int, d: int, scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
+    mixing = rng.standard_normal((d, d)) / np.sqrt(d)
+    return shift + scale * (rng.standard_normal((n, d)) @ mixing) + rng.standard_normal(d)
+
+
+@pytest.mark.parametrize(("n", "m", "d"), [(40, 30, 128), (300, 250, 64), (2000, 1500, 32), (7, 5, 256)])
+def test_matches_exact_reference(rng, n, m, d):
+    a, b = _correlated(rng, n, d), _correlated(rng, m, d, scale=1.3, shift=0.2)
+    expected = exact_frechet(a, b)
+    assert abs(_fd_from_features(a, b) - expected) <= TARGET * expected
+
+
+def test_large_mean_has_no_cancellation(rng):
+    # Mean 10⁴ times the standard deviation: Σxxᵀ − nμμᵀ would lose ~8 digits here.
+    a = _correlated(rng, 500, 48, shift=1e4)
+    b = _correlated(rng, 400, 48, scale=1.1, shift=1e4)
+    expected = exact_frechet(a, b)
+    assert abs(_fd_from_features(a, b) - expected) <= TARGET * expected
+
+
+def test_identical_sets_give_zero(rng):
+    for n, d in [(30, 64), (500, 16)]:
+        a = _correlated(rng, n, d, shift=3.0)
+        mu, sigma = moments_to_covariance(features_to_moments(torch.from_numpy(a)))
+        value = frechet_distance(mu, sigma, mu, sigma).item()
+        assert 0.0 <= value <= 1e-10 * sigma.trace().item()
+
+
+def test_batch_merging_matches_whole(rng):
+    a = _correlated(rng, 257, 40, shift=50.0)
+    cuts = np.sort(rng.choice(np.arange(1, 257), size=6, replace=False))
+    moments = features_to_moments(torch.from_numpy(a[:0]))
+    for part in np.split(a, cuts):
+        moments = merge_moments(moments, features_to_moments(torch.from_numpy(part)))
+    whole = features_to_moments(torch.from_numpy(a))
+    assert int(moments[0]) == 257
+    torch.testing.assert_close(moments[1], whole[1], rtol=1e-13, atol=1e-12)
+    torch.testing.assert_close(moments[2], whole[2], rtol=1e-11, atol=1e-9)
+    cov = np.cov(a, rowvar=False)
+    torch.testing.assert_close(moments_to_covariance(moments)[1], torch.from_numpy(cov), rtol=1e-10, atol=1e-10)
+
+
+def test_agrees_with_scipy_sqrtm_when_well_conditioned(rng):
+    a, b = _correlated(rng, 3000, 16), _correlated(rng, 3000, 16, scale=0.8)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    mu1, mu2 = a.mean(0), b.mean(0)
+    reference = ((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean)
+    assert _fd_from_features(a, b) == pytest.approx(reference, rel=1e-9)
+
+
+def test_cached_root_gives_same_value(rng):
+    a, b = _correlated(rng, 100, 20), _correlated(rng, 80, 20)
+    mu1, s1 = moments_to_covariance(features_to_moments(torch.from_numpy(a)))
+    mu2, s2 = moments_to_covariance(features_to_moments(torch.from_numpy(b)))
+    root = psd_sqrt(s1)
+    torch.testing.assert_close(root @ root, s1, rtol=1e-10, atol=1e-12)
+    assert frechet_distance(mu1, s1, mu2, s2, sqrt_sigma1=root) == frechet_distance(mu1, s1, mu2, s2)
+
+
+def test_trace_sqrt_of_rank_deficient_product_ignores_noise(rng):
+    # Σ1 of rank 3 in 64 dimensions: all but three eigenvalues of R Σ2 R are zero in exact arithmetic.
+    a = rng.standard_normal((4, 64))
+    b = rng.standard_normal((200, 64))
+    s1 = torch.from_numpy(np.cov(a, rowvar=False))
+    s2 = torch.from_numpy(np.cov(b, rowvar=False))
+    ca, cb = a - a.mean(0), b - b.mean(0)
+    expected = np.linalg.svd(ca @ cb.T, compute_uv=False).sum() / np.sqrt(3 * 199)
+    assert trace_sqrt_product(psd_sqrt(s1), s2).item() == pytest.approx(expected, rel=TARGET)
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "match"),
+    [
+        ((np.zeros(3), torch.eye(3), torch.zeros(3), torch.eye(3)), TypeError, "`mu1` to be a torch.Tensor"),
+        ((torch.zeros(3), torch.eye(4), torch.zeros(3), torch.eye(3)), ValueError, r"`sigma1` to have shape \[3, 3\]"),
+        ((torch.zeros(3), torch.eye(3), torch.zeros(4), torch.eye(4)), ValueError, "same shape"),
+        ((torch.zeros(1, 3), torch.eye(3), torch.zeros(3), torch.eye(3)), ValueError, r"`mu1` to have shape \[D\]"),
+        ((torch.zeros(3), torch.eye(3), torch.tensor([0, float("nan"), 0]), torch.eye(3)), ValueError, "`mu2`"),
+    ],
+)
+def test_bad_input(args, error, match):
+    with pytest.raises(error, match=match):
+        frechet_distance(*args)
