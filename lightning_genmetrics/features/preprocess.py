@@ -67,9 +67,7 @@ def images_to_uint8(images: Any, input_range: InputRange | None, *, name: str = 
     if images.ndim != 4:
         raise ValueError(f"Expected `{name}` to have shape [N, C, H, W], got shape {tuple(images.shape)}.")
     if images.shape[1] not in (1, 3):
-        raise ValueError(
-            f"Expected `{name}` to have 1 or 3 channels (dim 1), got shape {tuple(images.shape)}."
-        )
+        raise ValueError(f"Expected `{name}` to have 1 or 3 channels (dim 1), got shape {tuple(images.shape)}.")
     if images.dtype != torch.uint8:
         images = _float_to_uint8(images, input_range, name)
     return images.expand(-1, 3, -1, -1).contiguous() if images.shape[1] == 1 else images

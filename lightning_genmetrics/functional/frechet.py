@@ -102,8 +102,9 @@ def frechet_distance(
     _check_gaussian(mu1, sigma1, "mu1", "sigma1")
     _check_gaussian(mu2, sigma2, "mu2", "sigma2")
     if mu1.shape != mu2.shape:
-        raise ValueError(f"Expected `mu1` and `mu2` to have the same shape, got {tuple(mu1.shape)} and "
-                         f"{tuple(mu2.shape)}.")
+        raise ValueError(
+            f"Expected `mu1` and `mu2` to have the same shape, got {tuple(mu1.shape)} and {tuple(mu2.shape)}."
+        )
     mu1, sigma1, mu2, sigma2 = (t.to(torch.float64) for t in (mu1, sigma1, mu2, sigma2))
     root = psd_sqrt(sigma1) if sqrt_sigma1 is None else sqrt_sigma1
     mean_term = (mu1 - mu2).square().sum()

@@ -57,9 +57,7 @@ def statistics_to_inception_score(statistics: InceptionStatistics) -> tuple[Tens
     return scores.mean(), scores.std(correction=0)
 
 
-def inception_score(
-    logits: Tensor, splits: int = 10, *, split_index: Tensor | None = None
-) -> tuple[Tensor, Tensor]:
+def inception_score(logits: Tensor, splits: int = 10, *, split_index: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Inception Score ``(mean, std)`` of ``[N, C]`` classifier logits.
 
     Args:

@@ -20,9 +20,7 @@ def polynomial_kernel(x: Tensor, y: Tensor, degree: int = 3, gamma: float | None
     return (x @ y.T * gamma + coef0) ** degree
 
 
-def mmd2_unbiased(
-    x: Tensor, y: Tensor, degree: int = 3, gamma: float | None = None, coef0: float = 1.0
-) -> Tensor:
+def mmd2_unbiased(x: Tensor, y: Tensor, degree: int = 3, gamma: float | None = None, coef0: float = 1.0) -> Tensor:
     """Unbiased polynomial-kernel MMD² between two equally sized samples ``[m, D]`` (float64).
 
     Example:

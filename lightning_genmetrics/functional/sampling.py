@@ -12,6 +12,7 @@ expected to matter.
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 import torch
@@ -47,7 +48,7 @@ def sample_keys(samples: Tensor, seed: int = 0) -> Tensor:
         True
     """
     n = samples.shape[0]
-    data = samples.detach().reshape(n, -1).contiguous()
+    data = samples.detach().reshape(n, math.prod(samples.shape[1:])).contiguous()
     if data.dtype == torch.bool:
         data = data.to(torch.uint8)
     raw = data.view(torch.uint8)

@@ -84,9 +84,7 @@ class FrechetDistance(SufficientStatisticMetric):
     higher_is_better = False
     plot_lower_bound = 0.0
 
-    def __init__(
-        self, num_features: int | None = None, *, reset_real_features: bool = True, **kwargs: Any
-    ) -> None:
+    def __init__(self, num_features: int | None = None, *, reset_real_features: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if num_features is not None:
             check_positive_int(num_features, "num_features")

@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 import torch
 from torch_fidelity.metric_isc import isc_features_to_metric

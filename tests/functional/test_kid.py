@@ -6,8 +6,14 @@ from torch_fidelity.metric_kid import kid_features_to_metric
 from lightning_genmetrics.functional import kernel_inception_distance, mmd2_unbiased
 from tests.helpers import exact_mmd2
 
-TF_KWARGS = {"kid_kernel": "poly", "kid_kernel_poly_degree": 3, "kid_kernel_poly_gamma": None,
-             "kid_kernel_poly_coef0": 1, "verbose": False, "rng_seed": 0}
+TF_KWARGS = {
+    "kid_kernel": "poly",
+    "kid_kernel_poly_degree": 3,
+    "kid_kernel_poly_gamma": None,
+    "kid_kernel_poly_coef0": 1,
+    "verbose": False,
+    "rng_seed": 0,
+}
 
 
 @pytest.mark.parametrize(("degree", "gamma", "coef0"), [(3, None, 1.0), (2, 0.5, 0.0), (4, None, 2.0)])

@@ -82,7 +82,8 @@ def test_reset_real_features(rng):
         metric.update(real, real=True)
         metric.update(real + 1, real=False)
         metric.reset()
-    assert int(keep.real_n) == 20 and int(keep.fake_n) == 0
+    assert int(keep.real_n) == 20
+    assert int(keep.fake_n) == 0
     torch.testing.assert_close(keep.real_mean, real.mean(0))
     assert int(drop.real_n) == 0
 
@@ -173,7 +174,9 @@ def test_float_and_uint8_images_agree_and_grayscale_is_repeated(rng):
         metric.update(images, real=True)
         metric.update(images.flip(-1), real=False)
     assert by_uint8.compute() == by_float.compute()
-    expected = exact_frechet(_net_features(net, uint8.repeat(1, 3, 1, 1)), _net_features(net, uint8.flip(-1).repeat(1, 3, 1, 1)))
+    expected = exact_frechet(
+        _net_features(net, uint8.repeat(1, 3, 1, 1)), _net_features(net, uint8.flip(-1).repeat(1, 3, 1, 1))
+    )
     assert by_uint8.compute().item() == pytest.approx(expected, rel=1e-8)
 
 
@@ -221,7 +224,9 @@ def test_extractor_mode_is_restored():
     assert net.training
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [({"input_range": (0, 255)}, "input_range"), ({"feature": 1000}, "feature")])
+@pytest.mark.parametrize(
+    ("kwargs", "match"), [({"input_range": (0, 255)}, "input_range"), ({"feature": 1000}, "feature")]
+)
 def test_bad_configuration(kwargs, match):
     kwargs = {"feature": TinyFeatureNet(4), **kwargs}
     with pytest.raises(ValueError, match=match):

@@ -1,0 +1,124 @@
+"""Two real gloo processes on CPU: every metric gives the one-process value from uneven shards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+
+from lightning_genmetrics import FrechetDistance, FrechetInceptionDistance, InceptionScore, KernelInceptionDistance
+from tests.ddp.harness import run_distributed
+from tests.helpers import TinyFeatureNet
+
+pytestmark = pytest.mark.ddp
+
+D = 12
+
+
+def _data(seed: int) -> dict[str, torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    mixing = rng.standard_normal((D, D))
+    return {
+        "real_features": torch.from_numpy(1e3 + rng.standard_normal((1000, D)) @ mixing),
+        "fake_features": torch.from_numpy(1e3 + 0.3 + rng.standard_normal((400, D)) @ mixing * 1.1),
+        "real_images": torch.from_numpy(rng.integers(0, 256, (260, 3, 10, 10), dtype=np.uint8)),
+        "fake_images": torch.from_numpy(rng.integers(0, 200, (190, 3, 10, 10), dtype=np.uint8)),
+    }
+
+
+def _shard(x: torch.Tensor, rank: int, fraction: float) -> torch.Tensor:
+    """Rank 0 takes the first ``fraction`` of the rows, rank 1 the rest (uneven by design)."""
+    cut = round(fraction * x.shape[0])
+    return x[:cut] if rank == 0 else x[cut:]
+
+
+def _metrics() -> dict[str, torch.nn.Module]:
+    net = TinyFeatureNet(num_features=8, seed=3)
+    return {
+        "fd": FrechetDistance(D),
+        "fd_lazy": FrechetDistance(),
+        "fid": FrechetInceptionDistance(net),
+        "is": InceptionScore(net, splits=4),
+        "kid_exact": KernelInceptionDistance(net, subsets=6, subset_size=50, max_samples=None),
+        "kid_reservoir": KernelInceptionDistance(net, subsets=6, subset_size=50, max_samples=80),
+    }
+
+
+def _feed(metrics: dict, data: dict, rank: int | None) -> None:
+    """``rank=None`` feeds everything (the one-process reference); else this rank's shard.
+
+    Shards: features 70/30 on the real side, and the whole generated side on rank 0 only; images
+    65/35 and 100/0; ``fd_lazy`` gets no samples at all on rank 1.
+    """
+
+    def part(x: torch.Tensor, fraction: float) -> torch.Tensor:
+        return x if rank is None else _shard(x, rank, fraction)
+
+    for chunk in part(data["real_features"], 0.7).split(97):
+        metrics["fd"].update(chunk, real=True)
+    for chunk in part(data["fake_features"], 1.0).split(55):
+        metrics["fd"].update(chunk, real=False)
+    if rank in (None, 0):
+        metrics["fd_lazy"].update(data["real_features"][:300], real=True)
+        metrics["fd_lazy"].update(data["fake_features"][:200], real=False)
+    for name in ("fid", "kid_exact", "kid_reservoir"):
+        for chunk in part(data["real_images"], 0.65).split(40):
+            metrics[name].update(chunk, real=True)
+        for chunk in part(data["fake_images"], 1.0).split(33):
+            metrics[name].update(chunk, real=False)
+    for chunk in part(data["fake_images"], 0.35).split(29):
+        metrics["is"].update(chunk)
+
+
+def _values(metrics: dict) -> dict[str, torch.Tensor]:
+    out = {}
+    for name, metric in metrics.items():
+        value = metric.compute()
+        out[name] = torch.stack(value) if isinstance(value, tuple) else value
+    return out
+
+
+def _rank_main(rank: int, world_size: int, seed: int) -> dict:
+    metrics = _metrics()
+    _feed(metrics, _data(seed), rank)
+    local = {name: {k: v.clone() for k, v in m.metric_state.items()} for name, m in metrics.items()}
+
+    gathers = []
+    original = dist.all_gather
+
+    def counting_all_gather(*args, **kwargs):
+        gathers.append(1)
+        return original(*args, **kwargs)
+
+    dist.all_gather = counting_all_gather
+    sum_state_values = _values({k: metrics[k] for k in ("fd", "fd_lazy", "fid", "is")})
+    sum_state_gathers = len(gathers)
+    dist.all_gather = original
+    values = {**sum_state_values, **_values({k: metrics[k] for k in ("kid_exact", "kid_reservoir")})}
+
+    restored = all(
+        torch.equal(value, metrics[name].metric_state[key])
+        for name, state in local.items()
+        for key, value in state.items()
+    )
+    return {"values": values, "sum_state_gathers": sum_state_gathers, "local_state_restored": restored}
+
+
+def test_two_processes_give_the_one_process_values():
+    seed = int(np.random.SeedSequence().entropy % 2**32)
+    print(f"random seed: {seed}")
+    results = run_distributed(_rank_main, world_size=2, timeout=240, seed=seed)
+
+    metrics = _metrics()
+    _feed(metrics, _data(seed), None)
+    expected = _values(metrics)
+
+    for rank, result in enumerate(results):
+        assert result["sum_state_gathers"] == 0, "sum states must be all-reduced, not gathered"
+        assert result["local_state_restored"], "compute() must leave each rank's local state as it was"
+        for name, value in expected.items():
+            torch.testing.assert_close(
+                result["values"][name], value, rtol=1e-10, atol=1e-12, msg=f"{name} on rank {rank}"
+            )
+    assert int(metrics["kid_reservoir"].real_features.shape[0]) == 80  # the reservoir really was full
