@@ -5,7 +5,7 @@ does not import ``lightning`` (only the callback does).
 """
 
 from lightning_genmetrics import functional
-from lightning_genmetrics.features import ImageFeatures, images_to_uint8
+from lightning_genmetrics.features import FIDInceptionV3, ImageFeatures, images_to_uint8
 from lightning_genmetrics.metrics import (
     FrechetDistance,
     FrechetInceptionDistance,
@@ -16,6 +16,7 @@ from lightning_genmetrics.metrics import (
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "FIDInceptionV3",
     "FrechetDistance",
     "FrechetInceptionDistance",
     "ImageFeatures",

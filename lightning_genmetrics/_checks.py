@@ -60,8 +60,6 @@ def check_features(value: Any, name: str, num_features: int | None = None) -> Te
     if value.ndim != 2:
         raise ValueError(f"Expected `{name}` to have shape [N, D], got shape {tuple(value.shape)}.")
     if num_features is not None and value.shape[1] != num_features:
-        raise ValueError(
-            f"Expected `{name}` to have {num_features} features per row, got shape {tuple(value.shape)}."
-        )
+        raise ValueError(f"Expected `{name}` to have {num_features} features per row, got shape {tuple(value.shape)}.")
     check_finite(value, name)
     return value.to(torch.float64)

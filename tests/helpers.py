@@ -2,9 +2,35 @@
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
+
+INCEPTION_FIXTURES = Path(__file__).parent / "fixtures" / "fid_inception"
+
+
+def seeded_inception_state() -> dict[str, torch.Tensor]:
+    """Seeded weights for the FID InceptionV3 key set, by the fixture README's recipe (keys.json in order)."""
+    generator = torch.Generator().manual_seed(20261120)
+    state = {}
+    for name, shape in json.loads((INCEPTION_FIXTURES / "keys.json").read_text()):
+        if name.endswith("num_batches_tracked"):
+            state[name] = torch.tensor(0)
+        elif name.endswith("running_var"):
+            state[name] = 0.5 + torch.rand(shape, generator=generator)
+        elif name.endswith("running_mean"):
+            state[name] = 0.1 * torch.randn(shape, generator=generator)
+        elif name.endswith("bn.weight"):
+            state[name] = 1.0 + 0.1 * torch.randn(shape, generator=generator)
+        elif name.endswith("bias"):
+            state[name] = 0.1 * torch.randn(shape, generator=generator)
+        else:
+            state[name] = torch.randn(shape, generator=generator) * math.sqrt(2 / math.prod(shape[1:]))
+    return state
 
 
 class TinyFeatureNet(nn.Module):

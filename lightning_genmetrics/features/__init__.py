@@ -1,6 +1,19 @@
-"""Image preprocessing and feature extractors."""
+"""Image preprocessing, feature extractors and their verified weights."""
 
 from lightning_genmetrics.features.extractor import ImageFeatures
+from lightning_genmetrics.features.inception import INCEPTION_LAYER_DIMS, FIDInceptionV3
 from lightning_genmetrics.features.preprocess import InputRange, images_to_uint8
+from lightning_genmetrics.features.resize import resize_images
+from lightning_genmetrics.features.weights import WeightsFile, fetch_weights, load_state_dict_file
 
-__all__ = ["ImageFeatures", "InputRange", "images_to_uint8"]
+__all__ = [
+    "INCEPTION_LAYER_DIMS",
+    "FIDInceptionV3",
+    "ImageFeatures",
+    "InputRange",
+    "WeightsFile",
+    "fetch_weights",
+    "images_to_uint8",
+    "load_state_dict_file",
+    "resize_images",
+]
