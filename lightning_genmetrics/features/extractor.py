@@ -80,6 +80,17 @@ class ImageFeatures(nn.Module):
         network = FIDInceptionV3(str(feature), weights_path=weights_path)
         return cls(network, input_range=input_range)
 
+    def provenance_fields(self) -> dict[str, str]:
+        """``extractor``, ``weights_sha256``, ``layer`` and ``resize`` for reference-statistics provenance."""
+        from lightning_genmetrics.stats import weights_fingerprint
+
+        return {
+            "extractor": type(self.module).__qualname__,
+            "weights_sha256": weights_fingerprint(self.module),
+            "layer": str(getattr(self.module, "layer", "output")),
+            "resize": str(getattr(self.module, "resize", "none")),
+        }
+
     def forward(self, images: Tensor) -> Tensor:
         """Features ``[N, D]`` of ``images`` (float32 or the extractor's dtype)."""
         return self.extract(self.prepare(images))

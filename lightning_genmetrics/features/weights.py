@@ -98,9 +98,10 @@ class WeightsFile:
 INCEPTION_FID_WEIGHTS = WeightsFile(
     filename="weights-inception-2015-12-05-6726825d.pth",
     sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
+    # pytorch-fid's release first, torch-fidelity's identical copy as the fallback mirror.
     urls=(
-        "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
         "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+        "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
     ),
     source=(
         "TensorFlow inception-2015-12-05 (the FID reference network), converted to PyTorch by "

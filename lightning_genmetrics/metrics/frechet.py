@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,6 +22,15 @@ from lightning_genmetrics.functional.moments import (
 )
 from lightning_genmetrics.metrics._base import SufficientStatisticMetric
 from lightning_genmetrics.metrics._distributed import agree_dimension, all_reduce_sum
+from lightning_genmetrics.stats import (
+    Provenance,
+    ReferenceStatistics,
+    check_compatible,
+    load_statistics,
+    save_statistics,
+)
+
+StatisticsSource = ReferenceStatistics | str | os.PathLike
 
 _SIDES = ("real", "fake")
 
@@ -61,15 +73,24 @@ class FrechetDistance(SufficientStatisticMetric):
     evaluations against fixed real statistics cost one ``eigvalsh`` (see
     :func:`~lightning_genmetrics.functional.frechet_distance`).
 
+    Reference statistics: ``real_statistics()`` returns the real side's mean and covariance with
+    their provenance and ``save_real_statistics(path)`` writes them (see
+    :mod:`lightning_genmetrics.stats`); ``real_statistics=`` (a file or a
+    :class:`~lightning_genmetrics.stats.ReferenceStatistics`) makes a metric start from them. Loaded
+    statistics are fixed: they survive ``reset()``, and ``update(..., real=True)`` is refused.
+
     Args:
         num_features: the feature dimension ``D``; ``None`` fixes it at the first ``update``.
         reset_real_features: if ``False``, ``reset()`` keeps the real side (reference statistics
             computed once, generated side refreshed each evaluation).
+        real_statistics: reference statistics to use as the real side.
+        allow_provenance_mismatch: accept ``real_statistics`` whose provenance differs from this
+            metric's features (extractor, weights, layer, resize); refused otherwise.
         kwargs: passed to ``torchmetrics.Metric``.
 
     Raises:
         TypeError: ``num_features`` is not an int, ``reset_real_features`` not a bool.
-        ValueError: ``num_features`` < 1.
+        ValueError: ``num_features`` < 1; ``real_statistics`` of another dimension or provenance.
 
     Example:
         >>> import torch
@@ -78,13 +99,21 @@ class FrechetDistance(SufficientStatisticMetric):
         >>> metric.update(torch.randn(100, 8), real=True)
         >>> metric.update(torch.randn(100, 8) + 1.0, real=False)
         >>> round(metric.compute().item(), 2)
-        8.25
+        7.75
     """
 
     higher_is_better = False
     plot_lower_bound = 0.0
 
-    def __init__(self, num_features: int | None = None, *, reset_real_features: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        num_features: int | None = None,
+        *,
+        reset_real_features: bool = True,
+        real_statistics: StatisticsSource | None = None,
+        allow_provenance_mismatch: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if num_features is not None:
             check_positive_int(num_features, "num_features")
@@ -95,6 +124,9 @@ class FrechetDistance(SufficientStatisticMetric):
             self.add_state(f"{side}_mean", torch.zeros(d, dtype=torch.float64), dist_reduce_fx=None)
             self.add_state(f"{side}_m2", torch.zeros(d, d, dtype=torch.float64), dist_reduce_fx=None)
         self._real_root: tuple[Tensor, Tensor] | None = None
+        self._reference: ReferenceStatistics | None = None
+        if real_statistics is not None:
+            self.load_real_statistics(real_statistics, allow_provenance_mismatch=allow_provenance_mismatch)
 
     @property
     def num_features(self) -> int | None:
@@ -125,11 +157,19 @@ class FrechetDistance(SufficientStatisticMetric):
             ValueError: ``features`` not ``[N, D]`` with the metric's ``D``, or holding NaN/Inf.
         """
         check_bool(real, "real")
+        self._check_real_side_open(real)
         x = check_features(features, "features", self.num_features)
         if self.num_features is None:
             self._allocate(x.shape[1])
         side = "real" if real else "fake"
         self._set_moments(side, merge_moments(self._moments(side), features_to_moments(x)))
+
+    def _check_real_side_open(self, real: bool) -> None:
+        if real and self._reference is not None:
+            raise ValueError(
+                "The real side of this metric comes from loaded reference statistics and cannot take more "
+                "real samples; create the metric without `real_statistics` to accumulate real data."
+            )
 
     def compute(self) -> Tensor:
         """The Fréchet distance (float64 scalar).
@@ -138,14 +178,70 @@ class FrechetDistance(SufficientStatisticMetric):
             RuntimeError: fewer than two real or two generated samples.
         """
         counts = {side: int(getattr(self, f"{side}_n")) for side in _SIDES}
+        if self._reference is not None:
+            counts["real"] = self._reference.provenance.num_samples or 2
         if min(counts.values()) < 2:
             raise RuntimeError(
                 f"{type(self).__name__} needs at least 2 real and 2 generated samples, got "
                 f"{counts['real']} real and {counts['fake']} generated."
             )
-        mu_r, sigma_r = moments_to_covariance(self._moments("real"))
+        mu_r, sigma_r = self._real_gaussian()
         mu_f, sigma_f = moments_to_covariance(self._moments("fake"))
         return frechet_distance(mu_r, sigma_r, mu_f, sigma_f, sqrt_sigma1=self._real_sqrt(sigma_r))
+
+    def _real_gaussian(self) -> tuple[Tensor, Tensor]:
+        if self._reference is not None:
+            device = self.real_n.device
+            return self._reference.mu.to(device), self._reference.sigma.to(device)
+        return moments_to_covariance(self._moments("real"))
+
+    def feature_provenance(self) -> Provenance:
+        """What produces this metric's features; unknown for plain feature vectors."""
+        from lightning_genmetrics import __version__
+
+        return Provenance(package_version=__version__)
+
+    def real_statistics(self) -> ReferenceStatistics:
+        """The real side's mean and covariance (over all ranks) with their provenance.
+
+        Raises:
+            RuntimeError: fewer than two real samples.
+        """
+        if self._reference is not None:
+            return self._reference
+        with self.sync_context(should_sync=self._to_sync):
+            n = int(self.real_n)
+            if n < 2:
+                raise RuntimeError(f"Reference statistics need at least 2 real samples, got {n}.")
+            mu, sigma = moments_to_covariance(self._moments("real"))
+            provenance = dataclasses.replace(self.feature_provenance(), num_samples=n)
+            return ReferenceStatistics(mu.detach().cpu().clone(), sigma.detach().cpu().clone(), provenance)
+
+    def save_real_statistics(self, path: str | os.PathLike) -> Path:
+        """Write ``real_statistics()`` to ``path`` (``.npz``); every rank may call it, it is synchronised."""
+        return save_statistics(path, self.real_statistics())
+
+    def load_real_statistics(self, statistics: StatisticsSource, *, allow_provenance_mismatch: bool = False) -> None:
+        """Fix the real side to ``statistics`` (a file or a ``ReferenceStatistics``).
+
+        Raises:
+            ValueError: a dimension other than the metric's, or a provenance that differs from the
+                metric's features (unless ``allow_provenance_mismatch``).
+        """
+        stats = statistics if isinstance(statistics, ReferenceStatistics) else load_statistics(statistics)
+        if self.num_features is not None and stats.num_features != self.num_features:
+            raise ValueError(
+                f"Expected reference statistics with {self.num_features} features, got {stats.num_features}."
+            )
+        check_compatible(
+            self.feature_provenance(),
+            stats.provenance,
+            what="reference statistics",
+            allow_mismatch=allow_provenance_mismatch,
+        )
+        if self.num_features is None:
+            self._allocate(stats.num_features)
+        self._reference = stats
 
     def _real_sqrt(self, sigma_r: Tensor) -> Tensor:
         """``Σ_r^½``, recomputed only when the real covariance differs from the cached one."""
@@ -199,6 +295,9 @@ class FrechetInceptionDistance(FrechetDistance):
         input_range: the value range of float images, ``(0, 1)`` or ``(-1, 1)``; ``None`` accepts
             only uint8 images.
         reset_real_features: keep the real side across ``reset()`` when ``False``.
+        real_statistics: reference statistics (file or object) to use as the real side; their
+            provenance must match this metric's extractor, weights, layer and resize protocol.
+        allow_provenance_mismatch: accept ``real_statistics`` of another provenance anyway.
         weights_path: a local copy of the Inception weights (``feature`` int only).
         kwargs: passed to ``torchmetrics.Metric``.
 
@@ -220,6 +319,8 @@ class FrechetInceptionDistance(FrechetDistance):
         *,
         input_range: InputRange | None = None,
         reset_real_features: bool = True,
+        real_statistics: StatisticsSource | None = None,
+        allow_provenance_mismatch: bool = False,
         weights_path: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -228,6 +329,12 @@ class FrechetInceptionDistance(FrechetDistance):
         )
         super().__init__(extractor.num_features, reset_real_features=reset_real_features, **kwargs)
         self.extractor = extractor
+        if real_statistics is not None:
+            self.load_real_statistics(real_statistics, allow_provenance_mismatch=allow_provenance_mismatch)
+
+    def feature_provenance(self) -> Provenance:
+        """The extractor's name, weights hash, layer and resize protocol."""
+        return dataclasses.replace(super().feature_provenance(), **self.extractor.provenance_fields())
 
     def update(self, images: Tensor, real: bool) -> None:  # type: ignore[override]
         """Add a batch of images to the real or the generated side.
@@ -239,4 +346,5 @@ class FrechetInceptionDistance(FrechetDistance):
                 features from the extractor that are not ``[N, D]`` or not finite.
         """
         check_bool(real, "real")
+        self._check_real_side_open(real)
         super().update(self.extractor(images), real)

@@ -96,6 +96,7 @@ def _rank_main(rank: int, world_size: int, seed: int) -> dict:
     sum_state_gathers = len(gathers)
     dist.all_gather = original
     values = {**sum_state_values, **_values({k: metrics[k] for k in ("kid_exact", "kid_reservoir")})}
+    values["fid_real_sigma"] = metrics["fid"].real_statistics().sigma
 
     restored = all(
         torch.equal(value, metrics[name].metric_state[key])
@@ -113,6 +114,7 @@ def test_two_processes_give_the_one_process_values():
     metrics = _metrics()
     _feed(metrics, _data(seed), None)
     expected = _values(metrics)
+    expected["fid_real_sigma"] = metrics["fid"].real_statistics().sigma
 
     for rank, result in enumerate(results):
         assert result["sum_state_gathers"] == 0, "sum states must be all-reduced, not gathered"
