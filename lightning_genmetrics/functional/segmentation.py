@@ -222,7 +222,12 @@ def confusion_matrix_to_scores(
 
 
 def labels_to_image_iou_sums(
-    pred_labels: Tensor, target_labels: Tensor, num_classes: int, *, absent_score: float | None = None, ignore_index: int | None = None
+    pred_labels: Tensor,
+    target_labels: Tensor,
+    num_classes: int,
+    *,
+    absent_score: float | None = None,
+    ignore_index: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """``(Σ per-image mIoU, number of images)`` of validated label maps ``[N, ...]`` (float64, int64).
 

@@ -123,7 +123,7 @@ class FrechetDistance(SufficientStatisticMetric):
             self.add_state(f"{side}_n", torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
             self.add_state(f"{side}_mean", torch.zeros(d, dtype=torch.float64), dist_reduce_fx=None)
             self.add_state(f"{side}_m2", torch.zeros(d, d, dtype=torch.float64), dist_reduce_fx=None)
-        self._real_root: tuple[Tensor, Tensor] | None = None
+        self._real_root: tuple[int | None, Tensor, Tensor] | None = None
         self._reference: ReferenceStatistics | None = None
         if real_statistics is not None:
             self.load_real_statistics(real_statistics, allow_provenance_mismatch=allow_provenance_mismatch)
@@ -187,7 +187,15 @@ class FrechetDistance(SufficientStatisticMetric):
             )
         mu_r, sigma_r = self._real_gaussian()
         mu_f, sigma_f = moments_to_covariance(self._moments("fake"))
-        return frechet_distance(mu_r, sigma_r, mu_f, sigma_f, sqrt_sigma1=self._real_sqrt(sigma_r))
+        n_real = counts["real"] if self._reference is None else self._reference.provenance.num_samples
+        return frechet_distance(
+            mu_r,
+            sigma_r,
+            mu_f,
+            sigma_f,
+            sqrt_sigma1=self._real_sqrt(sigma_r, n_real),
+            num_samples=(n_real, counts["fake"]),
+        )
 
     def _real_gaussian(self) -> tuple[Tensor, Tensor]:
         if self._reference is not None:
@@ -243,11 +251,13 @@ class FrechetDistance(SufficientStatisticMetric):
             self._allocate(stats.num_features)
         self._reference = stats
 
-    def _real_sqrt(self, sigma_r: Tensor) -> Tensor:
-        """``Σ_r^½``, recomputed only when the real covariance differs from the cached one."""
-        if self._real_root is None or not torch.equal(self._real_root[0], sigma_r):
-            self._real_root = (sigma_r.clone(), psd_sqrt(sigma_r))
-        return self._real_root[1]
+    def _real_sqrt(self, sigma_r: Tensor, n_real: int | None) -> Tensor:
+        """``Σ_r^½``, recomputed only when the real covariance or count differs from the cached ones."""
+        cached = self._real_root
+        if cached is None or cached[0] != n_real or not torch.equal(cached[1], sigma_r):
+            root = psd_sqrt(sigma_r, rank=None if n_real is None else n_real - 1)
+            self._real_root = cached = (n_real, sigma_r.clone(), root)
+        return cached[2]
 
     def reset(self) -> None:
         """Clear the state; the real side survives when ``reset_real_features=False``."""

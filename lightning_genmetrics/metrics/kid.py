@@ -115,12 +115,34 @@ class KernelInceptionDistance(SufficientStatisticMetric):
                 setattr(self, f"{side}_features", empty)
 
     def _keep(self, side: str, features: Tensor, keys: Tensor) -> None:
-        """Merge rows into a side's reservoir: the ``max_samples`` smallest keys, in key order."""
-        all_features = torch.cat([getattr(self, f"{side}_features"), features])
-        all_keys = torch.cat([getattr(self, f"{side}_keys"), keys])
-        kept = bottom_k(all_keys, self.max_samples)
-        setattr(self, f"{side}_features", all_features[kept])
-        setattr(self, f"{side}_keys", all_keys[kept])
+        """Merge rows into a side's reservoir, which keeps the ``max_samples`` smallest keys (in no order).
+
+        Once the reservoir is full, incoming rows overwrite the evicted rows in place, so an update
+        costs O(batch) copies and a sort of keys, not a copy of the whole reservoir.
+        """
+        held_features, held_keys = getattr(self, f"{side}_features"), getattr(self, f"{side}_keys")
+        held, capacity = held_keys.shape[0], self.max_samples
+        if capacity is None or held + keys.shape[0] <= capacity or held < capacity:
+            all_features, all_keys = torch.cat([held_features, features]), torch.cat([held_keys, keys])
+            kept = bottom_k(all_keys, capacity)
+            setattr(self, f"{side}_features", all_features[kept])
+            setattr(self, f"{side}_keys", all_keys[kept])
+            return
+        survivors = keys < held_keys.max()
+        if not bool(survivors.any()):
+            return
+        features, keys = features[survivors], keys[survivors]
+        kept = torch.zeros(held + keys.shape[0], dtype=torch.bool, device=keys.device)
+        kept[bottom_k(torch.cat([held_keys, keys]), capacity)] = True
+        evicted = (~kept[:held]).nonzero().squeeze(1)
+        incoming = kept[held:].nonzero().squeeze(1)
+        held_features[evicted] = features[incoming]
+        held_keys[evicted] = keys[incoming]
+
+    def _sorted(self, side: str) -> Tensor:
+        """A side's reservoir in ascending key order: the canonical order the subsets are drawn from."""
+        keys = getattr(self, f"{side}_keys")
+        return getattr(self, f"{side}_features")[torch.sort(keys, stable=True).indices]
 
     def update(self, images: Tensor, real: bool, sample_ids: Tensor | None = None) -> None:
         """Add a batch of images to the real or the generated side.
@@ -154,8 +176,8 @@ class KernelInceptionDistance(SufficientStatisticMetric):
             RuntimeError: fewer than ``subset_size`` images on a side.
         """
         return kernel_inception_distance(
-            self.real_features,
-            self.fake_features,
+            self._sorted("real"),
+            self._sorted("fake"),
             subsets=self.subsets,
             subset_size=self.subset_size,
             degree=self.degree,

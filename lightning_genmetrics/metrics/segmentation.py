@@ -103,7 +103,11 @@ class SegmentationMetrics(SufficientStatisticMetric):
         confmat = labels_to_confusion_matrix(pred_labels, target_labels, self.num_classes)
         if self.per_image:
             iou_sum, count = labels_to_image_iou_sums(
-                pred_labels, target_labels, self.num_classes, absent_score=self.absent_score, ignore_index=self.ignore_index
+                pred_labels,
+                target_labels,
+                self.num_classes,
+                absent_score=self.absent_score,
+                ignore_index=self.ignore_index,
             )
             self.image_iou_sum = self.image_iou_sum + iou_sum.to(self.image_iou_sum.device)
             self.image_count = self.image_count + count.to(self.image_count.device)
@@ -118,7 +122,9 @@ class SegmentationMetrics(SufficientStatisticMetric):
         """
         if int(self.confmat.sum()) == 0:
             raise RuntimeError(f"{type(self).__name__} has no pixels yet: call `update` before `compute`.")
-        scores = confusion_matrix_to_scores(self.confmat, absent_score=self.absent_score, ignore_index=self.ignore_index)
+        scores = confusion_matrix_to_scores(
+            self.confmat, absent_score=self.absent_score, ignore_index=self.ignore_index
+        )
         if self.per_image:
             scores["per_image_miou"] = self.image_iou_sum / self.image_count
         return scores

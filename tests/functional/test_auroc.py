@@ -1,0 +1,288 @@
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import roc_auc_score, roc_curve
+from torchmetrics.classification import BinaryAUROC as TorchmetricsBinaryAUROC
+from torchmetrics.classification import BinaryROC as TorchmetricsBinaryROC
+
+from lightning_genmetrics.functional.auroc import (
+    auroc,
+    auroc_inputs_to_scores,
+    binned_thresholds,
+    counts_to_threshold_metrics,
+    histograms_to_auroc,
+    histograms_to_auroc_error_bound,
+    histograms_to_roc,
+    probabilities_to_bins,
+    scores_to_histograms,
+    scores_to_tied_groups,
+)
+
+
+def _binary_data(rng, n, ties=True, separation=0.8):
+    target = rng.integers(0, 2, n)
+    target[:2] = [0, 1]
+    scores = 1 / (1 + np.exp(-(rng.standard_normal(n) + separation * target)))
+    if ties:
+        scores = np.round(scores * 40) / 40  # many exact ties, some at 0 and 1
+    return scores, target
+
+
+@pytest.mark.parametrize("ties", [True, False])
+def test_exact_matches_sklearn_to_1e12(rng, ties):
+    scores, target = _binary_data(rng, 3000, ties)
+    value = auroc(torch.from_numpy(scores), torch.from_numpy(target))
+    assert value.dtype == torch.float64
+    assert abs(value.item() - roc_auc_score(target, scores)) <= 1e-12
+
+
+def test_exact_roc_curve_matches_sklearn(rng):
+    scores, target = _binary_data(rng, 500)
+    neg, pos, values = scores_to_tied_groups(torch.from_numpy(scores), torch.from_numpy(target.astype(bool)))
+    fpr, tpr, thresholds = histograms_to_roc(neg, pos, values)
+    ref_fpr, ref_tpr, ref_thresholds = roc_curve(target, scores, drop_intermediate=False)
+    np.testing.assert_allclose(fpr.numpy(), ref_fpr, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(tpr.numpy(), ref_tpr, rtol=1e-15, atol=0)
+    np.testing.assert_array_equal(thresholds.numpy(), ref_thresholds)
+    assert abs(np.trapezoid(tpr.numpy(), fpr.numpy()) - histograms_to_auroc(neg, pos).item()) <= 1e-12
+
+
+@pytest.mark.parametrize("num_bins", [2, 7, 100, 1000])
+def test_binned_matches_torchmetrics_for_the_same_thresholds(rng, num_bins):
+    scores, target = _binary_data(rng, 4000, ties=False)
+    preds, labels = torch.from_numpy(scores.astype(np.float32)), torch.from_numpy(target)
+    reference_roc = TorchmetricsBinaryROC(thresholds=num_bins)
+    reference_roc.update(preds, labels)
+    neg, pos = scores_to_histograms(preds.double().reshape(-1, 1), labels.bool().reshape(-1, 1), num_bins)
+    # The same counts at every threshold as torchmetrics' [T, 2, 2] confusion matrices.
+    confmat = reference_roc.confmat
+    np.testing.assert_array_equal(pos[0].flip(0).cumsum(0).flip(0).numpy(), confmat[:, 1, 1].numpy())
+    np.testing.assert_array_equal(neg[0].flip(0).cumsum(0).flip(0).numpy(), confmat[:, 0, 1].numpy())
+    fpr, tpr, thresholds = histograms_to_roc(neg[0], pos[0], binned_thresholds(num_bins))
+    ref_fpr, ref_tpr, ref_thresholds = reference_roc.compute()
+    # Ours starts at (0, 0) with threshold +inf; the rest are torchmetrics' points.
+    torch.testing.assert_close(fpr[1:], ref_fpr.double(), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(tpr[1:], ref_tpr.double(), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(thresholds[1:], ref_thresholds.double(), rtol=0, atol=0)
+    reference = TorchmetricsBinaryAUROC(thresholds=num_bins)
+    reference.update(preds, labels)
+    value = auroc(preds, labels, num_bins=num_bins)
+    assert value.item() == pytest.approx(reference.compute().item(), abs=1e-6)
+
+
+def test_binned_and_torchmetrics_differ_only_by_the_start_at_score_one():
+    preds = torch.tensor([1.0, 1.0, 1.0, 0.2, 0.6])
+    target = torch.tensor([1, 0, 1, 0, 1])
+    reference = TorchmetricsBinaryAUROC(thresholds=5)
+    reference.update(preds, target)
+    neg, pos = scores_to_histograms(preds.double().reshape(-1, 1), target.bool().reshape(-1, 1), 5)
+    # torchmetrics' curve starts at the threshold 1, (1/2, 2/3): it leaves out the triangle from (0, 0).
+    triangle = 0.5 * (1 / 2) * (2 / 3)
+    assert histograms_to_auroc(neg[0], pos[0]).item() == pytest.approx(reference.compute().item() + triangle, abs=1e-6)
+
+
+@pytest.mark.parametrize("num_bins", [5, 50, 1000])
+def test_binned_error_is_within_the_documented_bound(rng, num_bins):
+    scores, target = _binary_data(rng, 2000, ties=False, separation=1.5)
+    exact = roc_auc_score(target, scores)
+    neg, pos = scores_to_histograms(
+        torch.from_numpy(scores).reshape(-1, 1), torch.from_numpy(target).bool()[:, None], num_bins
+    )
+    binned = histograms_to_auroc(neg[0], pos[0]).item()
+    bound = histograms_to_auroc_error_bound(neg[0], pos[0]).item()
+    assert abs(binned - exact) <= bound + 1e-15
+    assert bound <= 0.5 * (neg[0].max() / neg[0].sum()).item() + 1e-15  # the data-free form
+
+
+def test_error_bound_is_attained_when_every_shared_bin_is_ordered_one_way():
+    # Within each bin all positives score above all negatives: the exact value exceeds the binned one by the bound.
+    scores = torch.tensor([0.01, 0.02, 0.51, 0.52, 0.005, 0.7], dtype=torch.float64)
+    positives = torch.tensor([False, True, False, True, False, True])
+    neg, pos = scores_to_histograms(scores.reshape(-1, 1), positives.reshape(-1, 1), 3)
+    exact = roc_auc_score(positives.numpy(), scores.numpy())
+    binned = histograms_to_auroc(neg[0], pos[0]).item()
+    assert exact - binned == pytest.approx(histograms_to_auroc_error_bound(neg[0], pos[0]).item(), abs=1e-15)
+
+
+@pytest.mark.parametrize("num_bins", [2, 3, 11, 999, 1000, 1001, 65537])
+def test_bins_equal_bucketize_including_threshold_neighbours(rng, num_bins):
+    thresholds = binned_thresholds(num_bins)
+    below = torch.nextafter(thresholds, torch.tensor(-1.0, dtype=torch.float64)).clamp(0, 1)
+    above = torch.nextafter(thresholds, torch.tensor(2.0, dtype=torch.float64)).clamp(0, 1)
+    probabilities = torch.cat([torch.from_numpy(rng.random(5000)), thresholds, below, above])
+    expected = torch.bucketize(probabilities, thresholds, right=True) - 1
+    assert torch.equal(probabilities_to_bins(probabilities, num_bins), expected)
+
+
+@pytest.mark.parametrize("average", ["macro", "weighted", "micro"])
+@pytest.mark.parametrize("input_kind", ["probs", "logits"])
+def test_multiclass_one_vs_rest_matches_sklearn(rng, average, input_kind):
+    logits = rng.standard_normal((600, 4)) * 2
+    target = rng.integers(0, 4, 600)
+    logits[np.arange(600), target] += 1.0
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    preds = torch.from_numpy(logits if input_kind == "logits" else probs)
+    value = auroc(preds, torch.from_numpy(target), "multiclass", 4, input=input_kind, average=average)
+    expected = roc_auc_score(target, probs, multi_class="ovr", average=average, labels=range(4))
+    assert abs(value.item() - expected) <= 1e-12
+
+
+@pytest.mark.parametrize("average", ["macro", "weighted", "micro", None])
+def test_multilabel_matches_sklearn(rng, average):
+    scores = np.round(rng.random((500, 3)), 2)
+    target = (rng.random((500, 3)) < scores * 0.8 + 0.1).astype(np.int64)
+    value = auroc(torch.from_numpy(scores), torch.from_numpy(target), "multilabel", 3, average=average or "none")
+    np.testing.assert_allclose(value.numpy(), roc_auc_score(target, scores, average=average), rtol=0, atol=1e-12)
+
+
+def test_labels_without_both_classes_are_left_out_of_averages(rng):
+    scores = torch.from_numpy(rng.random((50, 3)))
+    target = torch.from_numpy(rng.integers(0, 2, (50, 3)))
+    target[:, 1] = 1  # no negatives for label 1
+    per_label = auroc(scores, target, "multilabel", 3, average="none")
+    assert torch.isnan(per_label[1])
+    macro = auroc(scores, target, "multilabel", 3)
+    assert macro.item() == pytest.approx(per_label[[0, 2]].mean().item(), rel=1e-14)
+    with pytest.raises(RuntimeError, match="at least one positive and one negative, got 50 positive"):
+        auroc(scores[:, 1], target[:, 1])
+
+
+def test_binary_logits_are_ranked_without_sigmoid_saturation():
+    logits = torch.tensor([40.0, 45.0, 50.0, -3.0], dtype=torch.float64)  # sigmoid is 1.0 for the first three
+    target = torch.tensor([0, 1, 1, 0])
+    assert auroc(logits, target, input="logits").item() == 1.0
+    assert auroc(logits, target, input="logits").item() == roc_auc_score(target.numpy(), logits.numpy())
+
+
+def test_threshold_metrics_match_sklearn(rng):
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+    scores, target = _binary_data(rng, 300)
+    predicted = scores >= 0.5
+    tp, fp = np.sum(predicted & (target == 1)), np.sum(predicted & (target == 0))
+    fn, tn = np.sum(~predicted & (target == 1)), np.sum(~predicted & (target == 0))
+    out = counts_to_threshold_metrics(*(torch.tensor(int(v)) for v in (tp, fp, fn, tn)))
+    assert out["sensitivity"].item() == pytest.approx(recall_score(target, predicted), rel=1e-14)
+    assert out["specificity"].item() == pytest.approx(recall_score(target, predicted, pos_label=0), rel=1e-14)
+    assert out["precision"].item() == pytest.approx(precision_score(target, predicted), rel=1e-14)
+    assert out["accuracy"].item() == pytest.approx(accuracy_score(target, predicted), rel=1e-14)
+    assert out["f1"].item() == pytest.approx(f1_score(target, predicted), rel=1e-14)
+    assert torch.isnan(counts_to_threshold_metrics(*torch.tensor([0, 0, 0, 4]))["precision"])
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    n=st.integers(2, 80),
+    levels=st.integers(1, 12),
+    num_bins=st.integers(2, 30),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_property_exact_and_binned_against_sklearn(n, levels, num_bins, seed):
+    rng = np.random.default_rng(seed)
+    target = rng.integers(0, 2, n)
+    target[:2] = [0, 1]
+    scores = rng.integers(0, levels + 1, n) / levels  # ties and the end points 0 and 1 are frequent
+    preds, labels = torch.from_numpy(scores), torch.from_numpy(target)
+    exact = auroc(preds, labels).item()
+    assert abs(exact - roc_auc_score(target, scores)) <= 1e-12
+    neg, pos = scores_to_histograms(preds.reshape(-1, 1), labels.bool().reshape(-1, 1), num_bins)
+    binned = histograms_to_auroc(neg[0], pos[0]).item()
+    assert abs(binned - exact) <= histograms_to_auroc_error_bound(neg[0], pos[0]).item() + 1e-12
+    # Binned is the exact AUROC of the scores rounded down to their threshold.
+    thresholds = binned_thresholds(num_bins).numpy()
+    rounded = thresholds[np.searchsorted(thresholds, scores, side="right") - 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert abs(binned - roc_auc_score(target, rounded)) <= 1e-12
+
+
+@pytest.mark.parametrize(
+    ("preds", "target", "kwargs", "error", "match"),
+    [
+        (torch.tensor([0.2, float("nan")]), torch.tensor([0, 1]), {}, ValueError, "NaN/Inf"),
+        (torch.tensor([0.2, float("nan")]), torch.tensor([0, 1]), {"input": "logits"}, ValueError, "NaN/Inf"),
+        (
+            torch.tensor([0.2, 1.5]),
+            torch.tensor([0, 1]),
+            {},
+            ValueError,
+            r"probabilities in \[0, 1\] \(input='probs'\), got 1 value\(s\) outside, in \[0.2, 1.5\]",
+        ),
+        (torch.tensor([-0.1, 0.5]), torch.tensor([0, 1]), {}, ValueError, "input='logits'"),
+        (
+            torch.tensor([0.2, 0.5]),
+            torch.tensor([0, 2]),
+            {},
+            ValueError,
+            r"`target` labels in \[0, 1\] for task='binary', got values in \[0, 2\]",
+        ),
+        (torch.tensor([0.2, 0.5]), torch.tensor([0.0, 1.0]), {}, TypeError, "`target` to be an integer or bool"),
+        (torch.tensor([0, 1]), torch.tensor([0, 1]), {}, TypeError, "`preds` to be a floating point"),
+        (
+            torch.tensor([0.2, 0.5]),
+            torch.tensor([0, 1, 1]),
+            {},
+            ValueError,
+            r"same shape for task='binary', got shapes \[2\] and \[3\]",
+        ),
+        (
+            torch.rand(4, 3),
+            torch.tensor([0, 1, 2, 3]),
+            {"task": "multiclass", "num_classes": 3},
+            ValueError,
+            r"`target` labels in \[0, 2\]",
+        ),
+        (
+            torch.rand(4, 2),
+            torch.tensor([0, 1, 1, 0]),
+            {"task": "multiclass", "num_classes": 3},
+            ValueError,
+            r"\[N, 3\] and \[N\]",
+        ),
+        (
+            torch.rand(4, 3),
+            torch.zeros(4, 2, dtype=torch.int64),
+            {"task": "multilabel", "num_classes": 3},
+            ValueError,
+            r"\[N, 3\]",
+        ),
+        (
+            torch.rand(4),
+            torch.zeros(4, dtype=torch.int64),
+            {"task": "binary", "num_classes": 2},
+            ValueError,
+            "`num_classes` to be None",
+        ),
+        (
+            torch.rand(4, 3),
+            torch.zeros(4, dtype=torch.int64),
+            {"task": "multiclass"},
+            ValueError,
+            "`num_classes` \\(an int >= 2\\)",
+        ),
+        (torch.rand(4), torch.zeros(4, dtype=torch.int64), {"task": "ternary"}, ValueError, "`task` to be one of"),
+        (
+            torch.rand(4),
+            torch.zeros(4, dtype=torch.int64),
+            {"input": "probabilities"},
+            ValueError,
+            "`input` to be one of",
+        ),
+        (torch.rand(4), torch.zeros(4, dtype=torch.int64), {"num_bins": 1}, ValueError, "`num_bins` to be an int >= 2"),
+    ],
+)
+def test_bad_inputs(preds, target, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        auroc(preds, target, **kwargs)
+
+
+def test_inputs_to_scores_keeps_logits_for_binary_and_softmaxes_multiclass():
+    scores, positives = auroc_inputs_to_scores(torch.tensor([[2.0, 0.0]]), torch.tensor([0]), "multiclass", 2, "logits")
+    torch.testing.assert_close(scores, torch.softmax(torch.tensor([[2.0, 0.0]], dtype=torch.float64), dim=1))
+    assert positives.tolist() == [[True, False]]
+    scores, _ = auroc_inputs_to_scores(torch.tensor([50.0]), torch.tensor([True]), "binary", 1, "logits")
+    assert scores.tolist() == [[50.0]]

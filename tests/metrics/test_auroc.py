@@ -1,0 +1,240 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score, roc_curve
+from torchmetrics.classification import BinaryAUROC as TorchmetricsBinaryAUROC
+from torchmetrics.classification import MulticlassAUROC as TorchmetricsMulticlassAUROC
+
+from lightning_genmetrics.metrics.auroc import AUROC, BinaryAUROC, MulticlassAUROC, MultilabelAUROC
+
+
+def _state(metric):
+    return {name: [*value] if isinstance(value, list) else value.clone() for name, value in metric.metric_state.items()}
+
+
+def _assert_same_state(metric, before):
+    after = metric.metric_state
+    assert before.keys() == after.keys()
+    for name, value in before.items():
+        if isinstance(value, list):
+            assert len(value) == len(after[name]) and all(a is b for a, b in zip(value, after[name], strict=True))
+        else:
+            assert torch.equal(value, after[name]), name
+
+
+def _binary(rng, n):
+    target = rng.integers(0, 2, n)
+    target[:2] = [0, 1]
+    scores = np.round(1 / (1 + np.exp(-(rng.standard_normal(n) + target))), 3).astype(np.float32)
+    return torch.from_numpy(scores), torch.from_numpy(target)
+
+
+def _multiclass(rng, n, num_classes):
+    target = rng.integers(0, num_classes, n)
+    target[:num_classes] = np.arange(num_classes)
+    logits = rng.standard_normal((n, num_classes))
+    logits[np.arange(n), target] += 1.0
+    return torch.from_numpy(logits), torch.from_numpy(target)
+
+
+def _feed(metric, preds, target, rng):
+    cuts = np.sort(rng.choice(np.arange(1, len(preds)), size=4, replace=False))
+    for p, t in zip(np.split(preds.numpy(), cuts), np.split(target.numpy(), cuts), strict=True):
+        metric.update(torch.from_numpy(p), torch.from_numpy(t))
+
+
+@pytest.mark.parametrize("num_bins", [None, 1000])
+def test_binary_batches_match_sklearn_and_torchmetrics(rng, num_bins):
+    preds, target = _binary(rng, 3000)
+    metric = AUROC("binary", num_bins=num_bins)
+    _feed(metric, preds, target, rng)
+    value = metric.compute()
+    if num_bins is None:
+        assert abs(value.item() - roc_auc_score(target.numpy(), preds.numpy())) <= 1e-12
+        assert metric.error_bound().item() == 0.0
+        fpr, tpr, thresholds = metric.roc()
+        ref_fpr, ref_tpr, ref_thresholds = roc_curve(target.numpy(), preds.numpy(), drop_intermediate=False)
+        np.testing.assert_allclose(fpr.numpy(), ref_fpr, rtol=1e-15)
+        np.testing.assert_allclose(tpr.numpy(), ref_tpr, rtol=1e-15)
+        np.testing.assert_array_equal(thresholds.numpy(), ref_thresholds.astype(np.float64))
+    else:
+        reference = TorchmetricsBinaryAUROC(thresholds=num_bins)
+        reference.update(preds, target)
+        assert value.item() == pytest.approx(reference.compute().item(), abs=1e-6)
+        assert abs(value.item() - roc_auc_score(target.numpy(), preds.numpy())) <= metric.error_bound().item() + 1e-15
+        fpr, tpr, thresholds = metric.roc()
+        assert fpr.shape == tpr.shape == thresholds.shape == (num_bins + 1,)
+        assert (fpr[0].item(), tpr[0].item(), thresholds[0].item()) == (0.0, 0.0, float("inf"))
+
+
+@pytest.mark.parametrize("num_bins", [None, 1001])
+def test_at_threshold_matches_sklearn(rng, num_bins):
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+    preds, target = _binary(rng, 800)
+    metric = BinaryAUROC(num_bins=num_bins)
+    metric.update(preds, target)
+    out = metric.at_threshold(0.5)
+    assert out["threshold"].item() == 0.5  # on the grid of 1001 thresholds
+    y, predicted = target.numpy(), preds.numpy() >= 0.5
+    assert out["sensitivity"].item() == pytest.approx(recall_score(y, predicted), rel=1e-14)
+    assert out["specificity"].item() == pytest.approx(recall_score(y, predicted, pos_label=0), rel=1e-14)
+    assert out["precision"].item() == pytest.approx(precision_score(y, predicted), rel=1e-14)
+    assert out["accuracy"].item() == pytest.approx(accuracy_score(y, predicted), rel=1e-14)
+    assert out["f1"].item() == pytest.approx(f1_score(y, predicted), rel=1e-14)
+
+
+def test_binned_at_threshold_uses_the_nearest_grid_threshold(rng):
+    preds, target = _binary(rng, 200)
+    metric = BinaryAUROC(num_bins=11)
+    metric.update(preds, target)
+    out = metric.at_threshold(0.52)
+    assert out["threshold"].item() == pytest.approx(0.5, abs=1e-7)
+    predicted = preds.double() >= out["threshold"]
+    assert out["sensitivity"].item() == pytest.approx(predicted[target == 1].double().mean().item(), rel=1e-14)
+
+
+@pytest.mark.parametrize("average", ["macro", "weighted", "micro", "none"])
+def test_multiclass_logits_match_sklearn(rng, average):
+    logits, target = _multiclass(rng, 900, 5)
+    metric = MulticlassAUROC(5, num_bins=None, input="logits", average=average)
+    _feed(metric, logits, target, rng)
+    probs = torch.softmax(logits, dim=1).numpy()
+    expected = roc_auc_score(target.numpy(), probs, multi_class="ovr", average=None if average == "none" else average)
+    np.testing.assert_allclose(metric.compute().numpy(), expected, rtol=0, atol=1e-12)
+
+
+def test_multiclass_binned_matches_torchmetrics(rng):
+    logits, target = _multiclass(rng, 900, 4)
+    probs = torch.softmax(logits.float(), dim=1)
+    metric = AUROC("multiclass", 4, num_bins=200, average="none")
+    metric.update(probs, target)
+    reference = TorchmetricsMulticlassAUROC(4, thresholds=200, average="none")
+    reference.update(probs, target)
+    torch.testing.assert_close(metric.compute(), reference.compute().double(), rtol=0, atol=1e-6)
+    fpr, tpr, thresholds = metric.roc()
+    assert fpr.shape == tpr.shape == (4, 201)
+    assert thresholds.shape == (201,)
+
+
+def test_multilabel_exact_roc_is_per_label(rng):
+    scores = torch.from_numpy(np.round(rng.random((300, 3)), 2))
+    target = torch.from_numpy((rng.random((300, 3)) < scores.numpy()).astype(np.int64))
+    metric = MultilabelAUROC(3, num_bins=None, average="none")
+    metric.update(scores, target)
+    np.testing.assert_allclose(metric.compute().numpy(), roc_auc_score(target.numpy(), scores.numpy(), average=None), atol=1e-12)
+    fprs, tprs, thresholds = metric.roc()
+    assert len(fprs) == len(tprs) == len(thresholds) == 3
+    ref_fpr, ref_tpr, _ = roc_curve(target[:, 2].numpy(), scores[:, 2].numpy(), drop_intermediate=False)
+    np.testing.assert_allclose(fprs[2].numpy(), ref_fpr, rtol=1e-15)
+    np.testing.assert_allclose(tprs[2].numpy(), ref_tpr, rtol=1e-15)
+    assert metric.at_threshold(0.5)["f1"].shape == (3,)
+
+
+def test_binary_logits_thresholds_are_probabilities(rng):
+    logits = torch.tensor([-2.0, 0.0, 3.0, 60.0])
+    target = torch.tensor([0, 1, 0, 1])
+    metric = BinaryAUROC(num_bins=None, input="logits")
+    metric.update(logits, target)
+    _, _, thresholds = metric.roc()
+    torch.testing.assert_close(thresholds[1:], torch.sigmoid(logits.double()).flip(0))
+    assert metric.at_threshold(0.5)["sensitivity"].item() == 1.0
+    binned = BinaryAUROC(num_bins=101, input="logits")
+    binned.update(logits, target)
+    assert binned.compute().item() == metric.compute().item() == 0.75
+
+
+def test_merge_state_equals_one_stream(rng):
+    preds, target = _binary(rng, 500)
+    for num_bins in (None, 100):
+        whole, left, right = (BinaryAUROC(num_bins=num_bins) for _ in range(3))
+        whole.update(preds, target)
+        left.update(preds[:100], target[:100])
+        right.update(preds[100:], target[100:])
+        left.merge_state(right)
+        assert left.compute().item() == whole.compute().item()
+    with pytest.raises(ValueError, match="Cannot merge histograms"):
+        BinaryAUROC(num_bins=10).merge_state(BinaryAUROC(num_bins=20))
+
+
+def test_state_size(rng):
+    binned = AUROC("multiclass", 3, num_bins=50)
+    exact = AUROC("multiclass", 3, num_bins=None)
+    for _ in range(3):
+        logits, target = _multiclass(rng, 100, 3)
+        binned.update(torch.softmax(logits, 1), target)
+        exact.update(torch.softmax(logits, 1), target)
+    assert {k: (v.dtype, tuple(v.shape)) for k, v in binned.metric_state.items()} == {
+        "negative_hist": (torch.int64, (3, 50)),
+        "positive_hist": (torch.int64, (3, 50)),
+    }
+    assert int(binned.positive_hist.sum()) == 300
+    assert sum(s.shape[0] for s in exact.metric_state["scores"]) == 300  # O(n): documented
+
+
+@pytest.mark.filterwarnings("ignore:The ``compute`` method")
+def test_forward_accumulates_and_reset_clears(rng):
+    metric = AUROC("binary", num_bins=None)
+    preds, target = _binary(rng, 20)
+    assert metric(preds, target) is None
+    metric.reset()
+    with pytest.raises(RuntimeError, match="no samples yet"):
+        metric.compute()
+    with pytest.raises(RuntimeError, match="no samples yet"):
+        metric.roc()
+
+
+def test_undefined_auroc_raises(rng):
+    metric = AUROC("binary", num_bins=10)
+    metric.update(torch.rand(5), torch.ones(5, dtype=torch.int64))
+    with pytest.raises(RuntimeError, match="got 5 positive"):
+        metric.compute()
+
+
+@pytest.mark.parametrize("num_bins", [None, 100])
+@pytest.mark.parametrize(
+    ("preds", "target", "error", "match"),
+    [
+        (torch.tensor([[0.2, float("nan"), 0.7]]), torch.tensor([0]), ValueError, "NaN/Inf"),
+        (torch.tensor([[0.2, 1.2, 0.7]]), torch.tensor([0]), ValueError, r"probabilities in \[0, 1\]"),
+        (torch.tensor([[0.2, 0.1, 0.7]]), torch.tensor([3]), ValueError, r"`target` labels in \[0, 2\]"),
+        (torch.tensor([[0.2, 0.1, 0.7]]), torch.tensor([[0, 0, 1]]), ValueError, r"\[N, 3\] and \[N\]"),
+        (torch.tensor([[0.2, 0.1]]), torch.tensor([0]), ValueError, "shapes"),
+        (torch.tensor([[0.2, 0.1, 0.7]]), torch.tensor([0.0]), TypeError, "integer or bool"),
+        (torch.tensor([[2, 1, 7]]), torch.tensor([0]), TypeError, "floating point"),
+    ],
+)
+def test_bad_update_leaves_state_untouched(rng, num_bins, preds, target, error, match):
+    metric = AUROC("multiclass", 3, num_bins=num_bins)
+    logits, labels = _multiclass(rng, 10, 3)
+    metric.update(torch.softmax(logits, 1), labels)
+    before, count = _state(metric), metric.update_count
+    with pytest.raises(error, match=match):
+        metric.update(preds, target)
+    _assert_same_state(metric, before)
+    assert metric.update_count == count
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "match"),
+    [
+        (("binary",), {"num_bins": 1}, ValueError, "`num_bins` to be an int >= 2, got 1"),
+        (("binary",), {"num_bins": 10.0}, TypeError, "`num_bins` to be an int"),
+        (("multiclass",), {}, ValueError, "`num_classes`"),
+        (("binary",), {"input": "scores"}, ValueError, "`input` to be one of 'probs', 'logits'; got 'scores'"),
+        (("multilabel", 3), {"average": "samples"}, ValueError, "`average`"),
+        (("regression",), {}, ValueError, "`task`"),
+    ],
+)
+def test_bad_configuration(args, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        AUROC(*args, **kwargs)
+
+
+def test_bad_threshold():
+    metric = BinaryAUROC(num_bins=10)
+    metric.update(torch.tensor([0.1, 0.9]), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"`threshold` to be a probability in \[0, 1\], got 1.5"):
+        metric.at_threshold(1.5)
+    with pytest.raises(TypeError, match="`threshold` to be a float"):
+        metric.at_threshold("0.5")
