@@ -8,6 +8,8 @@ from typing import Any
 
 from torchmetrics import Metric
 
+from lightning_genmetrics.metrics._distributed import agree_dimension
+
 
 class SufficientStatisticMetric(Metric):
     """A ``torchmetrics.Metric`` whose state is a sufficient statistic that merges exactly.
@@ -23,10 +25,46 @@ class SufficientStatisticMetric(Metric):
 
     - ``forward`` only accumulates and returns ``None``: a per-batch FID or IS is not meaningful.
     - An ``update`` that raises leaves the metric exactly as it was, update count included.
+    - States may be sized lazily by the first data seen (a feature dimension, a class count):
+      subclasses give ``_lazy_size`` (``None`` while unknown) and ``_allocate(size)``; merges and
+      ranks agree on it through ``_adopt_size``.
+    - ``reset()`` keeps the states named in ``_kept_on_reset`` when ``reset_real_features`` is False.
     """
 
     full_state_update = False
     is_differentiable = False
+    reset_real_features = True
+    _kept_on_reset: tuple[str, ...] = ()
+    _size_name = "feature dimension"
+
+    @property
+    def _lazy_size(self) -> int | None:
+        return None
+
+    def _allocate(self, size: int) -> None:
+        raise NotImplementedError
+
+    def _adopt_size(self, size: int) -> None:
+        """Fix the lazily sized states to ``size`` (0: nothing seen yet); a different known size raises."""
+        current = self._lazy_size
+        if size == 0 or current == size:
+            return
+        if current is not None:
+            raise ValueError(f"Cannot combine a state with {self._size_name} {size} with one of {current}.")
+        self._allocate(size)
+
+    def _agree_size(self, group: Any) -> int:
+        """Make every rank use the same lazily fixed size (0 while no rank has seen data)."""
+        size = agree_dimension(self._lazy_size, self.device, group, what=self._size_name)
+        self._adopt_size(size)
+        return size
+
+    def reset(self) -> None:
+        """Clear the state (keeping the real side when ``reset_real_features`` is False)."""
+        kept = {} if self.reset_real_features else {name: getattr(self, name) for name in self._kept_on_reset}
+        super().reset()
+        for name, value in kept.items():
+            setattr(self, name, value)
 
     def forward(self, *args: Any, **kwargs: Any) -> None:
         """Accumulate a batch (same as ``update``); there is no per-batch value."""

@@ -21,7 +21,7 @@ from lightning_genmetrics.functional.moments import (
     moments_to_covariance,
 )
 from lightning_genmetrics.metrics._base import SufficientStatisticMetric
-from lightning_genmetrics.metrics._distributed import agree_dimension, all_reduce_sum
+from lightning_genmetrics.metrics._distributed import all_reduce_sum
 from lightning_genmetrics.stats import (
     Provenance,
     ReferenceStatistics,
@@ -128,11 +128,17 @@ class FrechetDistance(SufficientStatisticMetric):
         if real_statistics is not None:
             self.load_real_statistics(real_statistics, allow_provenance_mismatch=allow_provenance_mismatch)
 
+    _kept_on_reset = ("real_n", "real_mean", "real_m2")
+
     @property
     def num_features(self) -> int | None:
         """The feature dimension, or ``None`` until the first update fixes it."""
         d = self.real_mean.shape[0]
         return d or None
+
+    @property
+    def _lazy_size(self) -> int | None:
+        return self.num_features
 
     def _moments(self, side: str) -> Moments:
         return getattr(self, f"{side}_n"), getattr(self, f"{side}_mean"), getattr(self, f"{side}_m2")
@@ -259,32 +265,17 @@ class FrechetDistance(SufficientStatisticMetric):
             self._real_root = cached = (n_real, sigma_r.clone(), root)
         return cached[2]
 
-    def reset(self) -> None:
-        """Clear the state; the real side survives when ``reset_real_features=False``."""
-        kept = {}
-        if not self.reset_real_features:
-            kept = {name: getattr(self, name) for name in ("real_n", "real_mean", "real_m2")}
-        super().reset()
-        for name, value in kept.items():
-            setattr(self, name, value)
-
     def _merge_state(self, other: dict[str, Any]) -> None:
-        d_other = other["real_mean"].shape[0]
-        if self.num_features is None and d_other:
-            self._allocate(d_other)
-        elif d_other and d_other != self.num_features:
-            raise ValueError(f"Cannot merge a state with {d_other} features into one with {self.num_features}.")
+        self._adopt_size(other["real_mean"].shape[0])
+        if self.num_features is None:
+            return
         for side in _SIDES:
             incoming = (other[f"{side}_n"], other[f"{side}_mean"], other[f"{side}_m2"])
-            if d_other:
-                self._set_moments(side, merge_moments(self._moments(side), incoming))
+            self._set_moments(side, merge_moments(self._moments(side), incoming))
 
     def _sync_states(self, group: Any, dist_sync_fn: Callable | None) -> None:
-        d = agree_dimension(self.num_features, self.real_n.device, group, what="feature dimension")
-        if d == 0:
+        if self._agree_size(group) == 0:
             return
-        if self.num_features is None:
-            self._allocate(d)
         for side in _SIDES:
             self._set_moments(side, _all_reduce_moments(self._moments(side), group))
 

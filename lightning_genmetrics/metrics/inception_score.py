@@ -12,7 +12,7 @@ from lightning_genmetrics._checks import check_positive_int
 from lightning_genmetrics.features.extractor import ImageFeatures, InputRange
 from lightning_genmetrics.functional.inception_score import logits_to_statistics, statistics_to_inception_score
 from lightning_genmetrics.metrics._base import SufficientStatisticMetric
-from lightning_genmetrics.metrics._distributed import agree_dimension, all_reduce_sum
+from lightning_genmetrics.metrics._distributed import all_reduce_sum
 from lightning_genmetrics.metrics._keys import image_keys
 
 _STATES = ("split_n", "split_sum_p", "split_sum_plogp")
@@ -79,10 +79,16 @@ class InceptionScore(SufficientStatisticMetric):
         self.add_state("split_sum_p", torch.zeros(splits, c, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("split_sum_plogp", torch.zeros(splits, dtype=torch.float64), dist_reduce_fx="sum")
 
+    _size_name = "number of classes"
+
     @property
     def num_classes(self) -> int | None:
         """The number of classes, or ``None`` until the first update fixes it."""
         return self.split_sum_p.shape[1] or None
+
+    @property
+    def _lazy_size(self) -> int | None:
+        return self.num_classes
 
     def _allocate(self, c: int) -> None:
         zeros = torch.zeros(self.splits, c, dtype=torch.float64, device=self.split_n.device)
@@ -124,21 +130,14 @@ class InceptionScore(SufficientStatisticMetric):
         return statistics_to_inception_score((self.split_n, self.split_sum_p, self.split_sum_plogp))
 
     def _merge_state(self, other: dict[str, Any]) -> None:
-        c_other = other["split_sum_p"].shape[1]
-        if c_other == 0:
-            return
+        self._adopt_size(other["split_sum_p"].shape[1])
         if self.num_classes is None:
-            self._allocate(c_other)
-        elif c_other != self.num_classes:
-            raise ValueError(f"Cannot merge a state with {c_other} classes into one with {self.num_classes}.")
+            return
         for name in _STATES:
             setattr(self, name, getattr(self, name) + other[name].to(getattr(self, name).device))
 
     def _sync_states(self, group: Any, dist_sync_fn: Callable | None) -> None:
-        c = agree_dimension(self.num_classes, self.split_n.device, group, what="number of classes")
-        if c == 0:
+        if self._agree_size(group) == 0:
             return
-        if self.num_classes is None:
-            self._allocate(c)
         for name in _STATES:
             setattr(self, name, all_reduce_sum(getattr(self, name), group))

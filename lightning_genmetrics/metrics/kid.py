@@ -14,7 +14,7 @@ from lightning_genmetrics.features.extractor import ImageFeatures, InputRange
 from lightning_genmetrics.functional.kid import kernel_inception_distance
 from lightning_genmetrics.functional.sampling import bottom_k
 from lightning_genmetrics.metrics._base import SufficientStatisticMetric
-from lightning_genmetrics.metrics._distributed import agree_dimension, all_reduce_sum
+from lightning_genmetrics.metrics._distributed import all_reduce_sum
 from lightning_genmetrics.metrics._keys import image_keys
 
 _SIDES = ("real", "fake")
@@ -102,10 +102,16 @@ class KernelInceptionDistance(SufficientStatisticMetric):
             self.add_state(f"{side}_features", torch.zeros(0, d, dtype=torch.float32), dist_reduce_fx="cat")
             self.add_state(f"{side}_keys", torch.zeros(0, dtype=torch.int64), dist_reduce_fx="cat")
 
+    _kept_on_reset = ("real_n", "real_features", "real_keys")
+
     @property
     def num_features(self) -> int | None:
         """The feature dimension, or ``None`` until the first update fixes it."""
         return self.real_features.shape[1] or None
+
+    @property
+    def _lazy_size(self) -> int | None:
+        return self.num_features
 
     def _allocate(self, d: int) -> None:
         for side in _SIDES:
@@ -186,34 +192,18 @@ class KernelInceptionDistance(SufficientStatisticMetric):
             seed=self.seed,
         )
 
-    def reset(self) -> None:
-        """Clear the state; the real side survives when ``reset_real_features=False``."""
-        kept = {}
-        if not self.reset_real_features:
-            kept = {name: getattr(self, name) for name in ("real_n", "real_features", "real_keys")}
-        super().reset()
-        for name, value in kept.items():
-            setattr(self, name, value)
-
     def _merge_state(self, other: dict[str, Any]) -> None:
-        d_other = other["real_features"].shape[1]
-        if d_other == 0:
-            return
+        self._adopt_size(other["real_features"].shape[1])
         if self.num_features is None:
-            self._allocate(d_other)
-        elif d_other != self.num_features:
-            raise ValueError(f"Cannot merge a state with {d_other} features into one with {self.num_features}.")
+            return
         device = self.real_n.device
         for side in _SIDES:
             setattr(self, f"{side}_n", getattr(self, f"{side}_n") + other[f"{side}_n"].to(device))
             self._keep(side, other[f"{side}_features"].to(device), other[f"{side}_keys"].to(device))
 
     def _sync_states(self, group: Any, dist_sync_fn: Callable | None) -> None:
-        d = agree_dimension(self.num_features, self.real_n.device, group, what="feature dimension")
-        if d == 0:
+        if self._agree_size(group) == 0:
             return
-        if self.num_features is None:
-            self._allocate(d)
         gather = dist_sync_fn or gather_all_tensors
         for side in _SIDES:
             setattr(self, f"{side}_n", all_reduce_sum(getattr(self, f"{side}_n"), group))

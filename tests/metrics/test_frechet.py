@@ -231,3 +231,14 @@ def test_bad_configuration(kwargs, match):
     kwargs = {"feature": TinyFeatureNet(4), **kwargs}
     with pytest.raises(ValueError, match=match):
         FrechetInceptionDistance(**kwargs)
+
+
+def test_merge_state_refuses_another_dimension(rng):
+    a, b = FrechetDistance(3), FrechetDistance()
+    b.update(torch.from_numpy(rng.standard_normal((4, 5))), real=True)
+    with pytest.raises(ValueError, match="feature dimension 5 with one of 3"):
+        a.merge_state(b)
+    lazy = FrechetDistance()
+    lazy.merge_state(b)
+    assert lazy.num_features == 5
+    assert int(lazy.real_n) == 4
