@@ -7,21 +7,33 @@ does not import ``lightning`` (only the callback does).
 from lightning_genmetrics import functional
 from lightning_genmetrics.features import FIDInceptionV3, ImageFeatures, images_to_uint8
 from lightning_genmetrics.metrics import (
+    AUROC,
+    BinaryAUROC,
     FrechetDistance,
     FrechetInceptionDistance,
     InceptionScore,
     KernelInceptionDistance,
+    MeanIoU,
+    MulticlassAUROC,
+    MultilabelAUROC,
+    SegmentationMetrics,
 )
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AUROC",
+    "BinaryAUROC",
     "FIDInceptionV3",
     "FrechetDistance",
     "FrechetInceptionDistance",
     "ImageFeatures",
     "InceptionScore",
     "KernelInceptionDistance",
+    "MeanIoU",
+    "MulticlassAUROC",
+    "MultilabelAUROC",
+    "SegmentationMetrics",
     "__version__",
     "functional",
     "images_to_uint8",

@@ -1,5 +1,20 @@
 """Stateless math over features and statistics; the metrics in ``lightning_genmetrics.metrics`` call these."""
 
+from lightning_genmetrics.functional.auroc import (
+    auroc,
+    auroc_inputs_to_scores,
+    binned_thresholds,
+    counts_to_threshold_metrics,
+    exact_scores_to_average_auroc,
+    histograms_to_auroc,
+    histograms_to_auroc_error_bound,
+    histograms_to_average_auroc,
+    histograms_to_roc,
+    probabilities_to_bins,
+    scores_to_histograms,
+    scores_to_probabilities,
+    scores_to_tied_groups,
+)
 from lightning_genmetrics.functional.frechet import frechet_distance, psd_sqrt, trace_sqrt_product
 from lightning_genmetrics.functional.inception_score import (
     inception_score,
@@ -9,20 +24,47 @@ from lightning_genmetrics.functional.inception_score import (
 from lightning_genmetrics.functional.kid import kernel_inception_distance, mmd2_unbiased, polynomial_kernel
 from lightning_genmetrics.functional.moments import features_to_moments, merge_moments, moments_to_covariance
 from lightning_genmetrics.functional.sampling import bottom_k, sample_keys
+from lightning_genmetrics.functional.segmentation import (
+    confusion_matrix_to_scores,
+    labels_to_confusion_matrix,
+    labels_to_image_iou_sums,
+    per_image_mean_iou,
+    segmentation_inputs_to_labels,
+    segmentation_scores,
+)
 
 __all__ = [
+    "auroc",
+    "auroc_inputs_to_scores",
+    "binned_thresholds",
     "bottom_k",
+    "confusion_matrix_to_scores",
+    "counts_to_threshold_metrics",
+    "exact_scores_to_average_auroc",
     "features_to_moments",
     "frechet_distance",
+    "histograms_to_auroc",
+    "histograms_to_auroc_error_bound",
+    "histograms_to_average_auroc",
+    "histograms_to_roc",
     "inception_score",
     "kernel_inception_distance",
+    "labels_to_confusion_matrix",
+    "labels_to_image_iou_sums",
     "logits_to_statistics",
     "merge_moments",
     "mmd2_unbiased",
     "moments_to_covariance",
+    "per_image_mean_iou",
     "polynomial_kernel",
+    "probabilities_to_bins",
     "psd_sqrt",
     "sample_keys",
+    "scores_to_histograms",
+    "scores_to_probabilities",
+    "scores_to_tied_groups",
+    "segmentation_inputs_to_labels",
+    "segmentation_scores",
     "statistics_to_inception_score",
     "trace_sqrt_product",
 ]

@@ -202,9 +202,9 @@ def scores_to_histograms(probabilities: Tensor, positives: Tensor, num_bins: int
         ([[1, 0, 0]], [[0, 1, 1]])
     """
     num_labels = probabilities.shape[1]
-    bins = probabilities_to_bins(probabilities, num_bins)
-    label_offset = torch.arange(num_labels, device=probabilities.device) * (2 * num_bins)
-    flat = bins.add_(label_offset).add_(positives.to(torch.int64) * num_bins)
+    flat = probabilities_to_bins(probabilities, num_bins).add_(positives, alpha=num_bins)
+    if num_labels > 1:
+        flat += torch.arange(num_labels, device=probabilities.device) * (2 * num_bins)
     counts = torch.bincount(flat.reshape(-1), minlength=2 * num_bins * num_labels).view(num_labels, 2, num_bins)
     return counts[:, 0].to(torch.int64), counts[:, 1].to(torch.int64)
 

@@ -153,7 +153,7 @@ def labels_to_confusion_matrix(pred_labels: Tensor, target_labels: Tensor, num_c
         tensor([[1, 1],
                 [0, 1]])
     """
-    flat = (target_labels.reshape(-1) * num_classes).add_(pred_labels.reshape(-1))
+    flat = torch.add(pred_labels.reshape(-1), target_labels.reshape(-1), alpha=num_classes)
     counts = torch.bincount(flat, minlength=(num_classes + 1) * num_classes)
     return counts[: num_classes * num_classes].reshape(num_classes, num_classes).to(torch.int64)
 

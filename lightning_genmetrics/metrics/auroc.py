@@ -225,8 +225,9 @@ class AUROC(SufficientStatisticMetric):
 
         Binned mode: the nearest of the ``T`` thresholds is used (exact counts there) and returned
         as ``threshold``; choose ``num_bins`` so that the thresholds you need lie on the grid
-        ``k / (T - 1)`` (e.g. ``T = 1001`` for 0.5). Multiclass and multilabel tasks give per-label
-        ``[L]`` values (one-vs-rest). 0/0 is NaN.
+        ``k / (T - 1)`` (e.g. ``T = 1001`` for 0.5, which ``torch.linspace``'s float32 grid holds as
+        0.49999997). Multiclass and multilabel tasks give per-label ``[L]`` values (one-vs-rest).
+        0/0 is NaN.
 
         Raises:
             TypeError: ``threshold`` not a number.
