@@ -4,7 +4,7 @@ The metrics are ``torchmetrics.Metric`` classes that keep only sufficient statis
 does not import ``lightning`` (only the callback does).
 """
 
-from lightning_genmetrics import functional
+from lightning_genmetrics import functional, samplers
 from lightning_genmetrics.features import FIDInceptionV3, ImageFeatures, images_to_uint8
 from lightning_genmetrics.metrics import (
     AUROC,
@@ -18,15 +18,25 @@ from lightning_genmetrics.metrics import (
     MultilabelAUROC,
     SegmentationMetrics,
 )
+from lightning_genmetrics.samplers import (
+    CallableSampler,
+    DiffusionSampler,
+    GANSampler,
+    VAESampler,
+    sample_range,
+)
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "AUROC",
     "BinaryAUROC",
+    "CallableSampler",
+    "DiffusionSampler",
     "FIDInceptionV3",
     "FrechetDistance",
     "FrechetInceptionDistance",
+    "GANSampler",
     "ImageFeatures",
     "InceptionScore",
     "KernelInceptionDistance",
@@ -34,7 +44,10 @@ __all__ = [
     "MulticlassAUROC",
     "MultilabelAUROC",
     "SegmentationMetrics",
+    "VAESampler",
     "__version__",
     "functional",
     "images_to_uint8",
+    "sample_range",
+    "samplers",
 ]

@@ -1,0 +1,49 @@
+"""Samplers feed the metrics: diffusion (DDPM, DDIM, classifier-free guidance), GAN, VAE, or any callable.
+
+Every sampler is called ``sampler(num_samples, *, generator, device, labels=None)`` and declares its
+``output_range``; ``sample_range`` computes any slice of a seeded global stream exactly, on any rank.
+"""
+
+from lightning_genmetrics.samplers.base import (
+    CallableSampler,
+    Sampler,
+    sample_generators,
+    sample_range,
+    sample_seed,
+    sampler_output_range,
+    splitmix64,
+)
+from lightning_genmetrics.samplers.diffusion import (
+    DiffusionSampler,
+    NoiseSchedule,
+    diffusion_loss,
+    drop_labels,
+    make_schedule,
+    prediction_to_x0_epsilon,
+    q_sample,
+    sampling_timesteps,
+    velocity_target,
+)
+from lightning_genmetrics.samplers.latent import GANSampler, VAESampler, reconstruct_images
+
+__all__ = [
+    "CallableSampler",
+    "DiffusionSampler",
+    "GANSampler",
+    "NoiseSchedule",
+    "Sampler",
+    "VAESampler",
+    "diffusion_loss",
+    "drop_labels",
+    "make_schedule",
+    "prediction_to_x0_epsilon",
+    "q_sample",
+    "reconstruct_images",
+    "sample_generators",
+    "sample_range",
+    "sample_seed",
+    "sampler_output_range",
+    "sampling_timesteps",
+    "splitmix64",
+    "velocity_target",
+]
