@@ -11,7 +11,6 @@ so that file loads with ``strict=True``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal, get_args
@@ -20,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lightning_genmetrics.features.precision import full_fp32_precision
 from lightning_genmetrics.features.resize import ResizeProtocol, check_resize_protocol, resize_images
 
 InceptionLayer = Literal["64", "192", "768", "2048", "logits_unbiased", "logits"]
@@ -164,7 +164,7 @@ class FIDInceptionV3(nn.Module):
             raise ValueError(f"Expected `layers` to be a non-empty selection of {INCEPTION_LAYERS}, got {layers!r}.")
         wanted = set(layers)
         found: dict[str, Tensor] = {}
-        with torch.no_grad(), _full_fp32_precision():
+        with torch.no_grad(), full_fp32_precision():
             for name, value in self._layers(images):
                 if name in wanted:
                     found[name] = value.float().contiguous()
@@ -367,25 +367,3 @@ def _load_weights(weights_path: str | os.PathLike[str] | None, verify: bool) -> 
     from lightning_genmetrics.features.weights import inception_weights_path, load_state_dict_file
 
     return load_state_dict_file(inception_weights_path(weights_path, verify=verify))
-
-
-@contextlib.contextmanager
-def _full_fp32_precision() -> Iterator[None]:
-    """Turn TF32 off for CUDA matmuls and convolutions, restoring the caller's settings afterwards."""
-    matmul = torch.backends.cuda.matmul
-    conv = getattr(torch.backends.cudnn, "conv", None)
-    if hasattr(matmul, "fp32_precision") and hasattr(conv, "fp32_precision"):
-        # torch >= 2.9: reading the legacy flags raises once a user has set the new ones.
-        saved = (matmul.fp32_precision, conv.fp32_precision)
-        matmul.fp32_precision, conv.fp32_precision = "ieee", "ieee"
-        try:
-            yield
-        finally:
-            matmul.fp32_precision, conv.fp32_precision = saved
-    else:
-        saved = (matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-        matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = False, False
-        try:
-            yield
-        finally:
-            matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved

@@ -12,12 +12,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lightning_genmetrics._checks import check_finite, check_tensor
+from lightning_genmetrics._checks import RANGE_TOLERANCE, check_finite, check_tensor
 
 InputRange = tuple[float, float]
 INPUT_RANGES: tuple[InputRange, ...] = ((0.0, 1.0), (-1.0, 1.0))
-# Float arithmetic such as (x + 1) / 2 can overshoot a bound by a few ulps; more than this is an error.
-RANGE_TOLERANCE = 1e-6
 
 
 def check_input_range(input_range: Any) -> InputRange | None:

@@ -22,7 +22,9 @@ from lightning_genmetrics.functional.inception_score import (
     statistics_to_inception_score,
 )
 from lightning_genmetrics.functional.kid import kernel_inception_distance, mmd2_unbiased, polynomial_kernel
+from lightning_genmetrics.functional.lpips import features_to_lpips, normalize_channels
 from lightning_genmetrics.functional.moments import features_to_moments, merge_moments, moments_to_covariance
+from lightning_genmetrics.functional.psnr import images_to_squared_error, mse_to_psnr, peak_signal_noise_ratio
 from lightning_genmetrics.functional.sampling import bottom_k, sample_keys
 from lightning_genmetrics.functional.segmentation import (
     confusion_matrix_to_scores,
@@ -31,6 +33,12 @@ from lightning_genmetrics.functional.segmentation import (
     per_image_mean_iou,
     segmentation_inputs_to_labels,
     segmentation_scores,
+)
+from lightning_genmetrics.functional.ssim import (
+    gaussian_window,
+    multiscale_structural_similarity_index_measure,
+    ssim_min_size,
+    structural_similarity_index_measure,
 )
 
 __all__ = [
@@ -41,12 +49,15 @@ __all__ = [
     "confusion_matrix_to_scores",
     "counts_to_threshold_metrics",
     "exact_scores_to_average_auroc",
+    "features_to_lpips",
     "features_to_moments",
     "frechet_distance",
+    "gaussian_window",
     "histograms_to_auroc",
     "histograms_to_auroc_error_bound",
     "histograms_to_average_auroc",
     "histograms_to_roc",
+    "images_to_squared_error",
     "inception_score",
     "kernel_inception_distance",
     "labels_to_confusion_matrix",
@@ -55,6 +66,10 @@ __all__ = [
     "merge_moments",
     "mmd2_unbiased",
     "moments_to_covariance",
+    "mse_to_psnr",
+    "multiscale_structural_similarity_index_measure",
+    "normalize_channels",
+    "peak_signal_noise_ratio",
     "per_image_mean_iou",
     "polynomial_kernel",
     "probabilities_to_bins",
@@ -65,6 +80,8 @@ __all__ = [
     "scores_to_tied_groups",
     "segmentation_inputs_to_labels",
     "segmentation_scores",
+    "ssim_min_size",
     "statistics_to_inception_score",
+    "structural_similarity_index_measure",
     "trace_sqrt_product",
 ]

@@ -4,17 +4,33 @@ from lightning_genmetrics.metrics.auroc import AUROC, BinaryAUROC, MulticlassAUR
 from lightning_genmetrics.metrics.frechet import FrechetDistance, FrechetInceptionDistance
 from lightning_genmetrics.metrics.inception_score import InceptionScore
 from lightning_genmetrics.metrics.kid import KernelInceptionDistance
+from lightning_genmetrics.metrics.lpips import LPIPS, LearnedPerceptualImagePatchSimilarity
+from lightning_genmetrics.metrics.psnr import PSNR, PeakSignalNoiseRatio
 from lightning_genmetrics.metrics.segmentation import MeanIoU, SegmentationMetrics
+from lightning_genmetrics.metrics.ssim import (
+    MS_SSIM,
+    SSIM,
+    MultiScaleStructuralSimilarityIndexMeasure,
+    StructuralSimilarityIndexMeasure,
+)
 
 __all__ = [
     "AUROC",
+    "LPIPS",
+    "MS_SSIM",
+    "PSNR",
+    "SSIM",
     "BinaryAUROC",
     "FrechetDistance",
     "FrechetInceptionDistance",
     "InceptionScore",
     "KernelInceptionDistance",
+    "LearnedPerceptualImagePatchSimilarity",
     "MeanIoU",
+    "MultiScaleStructuralSimilarityIndexMeasure",
     "MulticlassAUROC",
     "MultilabelAUROC",
+    "PeakSignalNoiseRatio",
     "SegmentationMetrics",
+    "StructuralSimilarityIndexMeasure",
 ]

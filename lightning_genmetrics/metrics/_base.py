@@ -6,9 +6,11 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+import torch
+from torch import Tensor
 from torchmetrics import Metric
 
-from lightning_genmetrics.metrics._distributed import agree_dimension
+from lightning_genmetrics.metrics._distributed import agree_dimension, all_reduce_sum
 
 
 class SufficientStatisticMetric(Metric):
@@ -98,3 +100,53 @@ class SufficientStatisticMetric(Metric):
 
     def _sync_states(self, group: Any, dist_sync_fn: Callable | None) -> None:
         raise NotImplementedError
+
+
+class SummedStateMetric(SufficientStatisticMetric):
+    """A metric whose every state is a scalar sum, and whose ``forward`` returns the batch's per-image values.
+
+    Subclasses declare their states with ``add_state(name, zero, dist_reduce_fx="sum")`` (float64 or
+    int64 scalars) and, in ``update``, compute everything before touching a state, then pass the
+    batch's per-image values to ``_accumulate_batch`` (which only keeps a reference for ``forward``).
+    """
+
+    _batch_values: Tensor | None = None
+
+    def forward(self, *args: Any, **kwargs: Any) -> Tensor:  # type: ignore[override]
+        """Accumulate the batch (as ``update``) and return its per-image values ``[N]`` (float64).
+
+        Nothing per-image is stored: the values are returned once and dropped.
+        """
+        self._batch_values = None
+        self.update(*args, **kwargs)
+        values, self._batch_values = self._batch_values, None
+        return values  # type: ignore[return-value]
+
+    def _accumulate_batch(self, per_image: Tensor, **increments: Tensor) -> None:
+        """Add ``increments`` (state name -> value) to the states; keep ``per_image`` for ``forward``."""
+        for name, increment in increments.items():
+            current = getattr(self, name)
+            setattr(self, name, current + increment.to(device=current.device, dtype=current.dtype))
+        self._batch_values = per_image.detach()
+
+    def _count(self) -> int:
+        raise NotImplementedError
+
+    def _check_not_empty(self) -> None:
+        if self._count() == 0:
+            raise RuntimeError(f"{type(self).__name__} has no images yet: call `update` before `compute`.")
+
+    def _merge_state(self, other: dict[str, Any]) -> None:
+        for name in self._defaults:
+            current = getattr(self, name)
+            setattr(self, name, current + other[name].to(device=current.device, dtype=current.dtype))
+
+    def _sync_states(self, group: Any, dist_sync_fn: Callable | None) -> None:
+        names = sorted(self._defaults)
+        for dtype in (torch.float64, torch.int64):
+            selected = [name for name in names if getattr(self, name).dtype == dtype]
+            if not selected:
+                continue
+            summed = all_reduce_sum(torch.stack([getattr(self, name).reshape(()) for name in selected]), group)
+            for name, value in zip(selected, summed.unbind(0), strict=True):
+                setattr(self, name, value)

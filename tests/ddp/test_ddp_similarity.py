@@ -1,0 +1,94 @@
+"""Two real gloo processes: SSIM, MS-SSIM, PSNR and LPIPS from uneven shards give the one-process values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+
+from lightning_genmetrics.metrics.lpips import LearnedPerceptualImagePatchSimilarity
+from lightning_genmetrics.metrics.psnr import PeakSignalNoiseRatio
+from lightning_genmetrics.metrics.ssim import (
+    MultiScaleStructuralSimilarityIndexMeasure,
+    StructuralSimilarityIndexMeasure,
+)
+from tests.ddp.harness import run_distributed
+from tests.metrics.test_lpips import seeded_lpips_state
+
+pytestmark = pytest.mark.ddp
+
+
+def _data(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    target = rng.random((21, 3, 44, 46))
+    preds = np.clip(target + 0.15 * rng.standard_normal(target.shape), 0, 1)
+    return torch.from_numpy(preds).float(), torch.from_numpy(target).float()
+
+
+def _metrics() -> dict[str, torch.nn.Module]:
+    lpips = LearnedPerceptualImagePatchSimilarity("squeeze", normalize=True, pretrained=False)
+    lpips.network.load_state_dict(seeded_lpips_state("squeeze", seed=5))
+    return {
+        "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
+        "ms_ssim": MultiScaleStructuralSimilarityIndexMeasure(data_range=1.0, betas=(0.3, 0.3, 0.4)),
+        "psnr_image": PeakSignalNoiseRatio(data_range=1.0),
+        "psnr_pixel": PeakSignalNoiseRatio(data_range=1.0, average="pixel"),
+        "lpips": lpips,
+        "ssim_one_rank": StructuralSimilarityIndexMeasure(data_range=1.0, border="symmetric"),
+    }
+
+
+def _feed(metrics: dict, preds: torch.Tensor, target: torch.Tensor, rank: int | None) -> None:
+    """``rank=None`` feeds everything; else rank 0 takes the first 15 pairs and rank 1 the last 6.
+
+    ``ssim_one_rank`` sees data on rank 0 only.
+    """
+    if rank is not None:
+        preds, target = (preds[:15], target[:15]) if rank == 0 else (preds[15:], target[15:])
+    for name, metric in metrics.items():
+        if name == "ssim_one_rank" and rank == 1:
+            continue
+        for p, t in zip(preds.split(4), target.split(4), strict=True):
+            metric.update(p, t)
+
+
+def _rank_main(rank: int, world_size: int, seed: int) -> dict:
+    metrics = _metrics()
+    _feed(metrics, *_data(seed), rank)
+    local = {name: {k: v.clone() for k, v in m.metric_state.items()} for name, m in metrics.items()}
+    gathers = []
+    original = dist.all_gather
+
+    def counting_all_gather(*args, **kwargs):
+        gathers.append(1)
+        return original(*args, **kwargs)
+
+    dist.all_gather = counting_all_gather
+    values = {name: metric.compute() for name, metric in metrics.items()}
+    dist.all_gather = original
+    restored = all(
+        torch.equal(value, metrics[name].metric_state[key])
+        for name, state in local.items()
+        for key, value in state.items()
+    )
+    return {"values": values, "gathers": len(gathers), "local_state_restored": restored}
+
+
+def test_two_processes_give_the_one_process_values():
+    seed = int(np.random.SeedSequence().entropy % 2**32)
+    print(f"random seed: {seed}")
+    results = run_distributed(_rank_main, world_size=2, timeout=180, seed=seed)
+
+    metrics = _metrics()
+    _feed(metrics, *_data(seed), None)
+    expected = {name: metric.compute() for name, metric in metrics.items()}
+    # ssim_one_rank only ever saw rank 0's pairs, the first 15.
+    only_rank0 = {"ssim_one_rank": StructuralSimilarityIndexMeasure(data_range=1.0, border="symmetric")}
+    _feed(only_rank0, *(x[:15] for x in _data(seed)), None)
+    expected["ssim_one_rank"] = only_rank0["ssim_one_rank"].compute()
+    for rank, result in enumerate(results):
+        assert result["gathers"] == 0, "sum states must be all-reduced, not gathered"
+        assert result["local_state_restored"], "compute() must leave each rank's local state as it was"
+        for name, value in expected.items():
+            torch.testing.assert_close(result["values"][name], value, rtol=1e-12, atol=0, msg=f"{name} on rank {rank}")
