@@ -402,7 +402,6 @@ def test_shards_equal_one_process(rng, method, eta):
     assert not torch.allclose(other, whole)
 
 
-
 def test_per_sample_generators_are_consumed_in_the_documented_order():
     # Initial noise, then the label (num_classes set, none given), then one noise per step but the last.
     shape, steps = (1, 2, 2), 5
