@@ -46,20 +46,26 @@ def _metrics() -> dict[str, torch.nn.Module]:
 
 
 def _feed(metrics: dict, data: dict, rank: int | None) -> None:
-    """``rank=None`` feeds everything (the one-process reference); else this rank's shard.
+    """Feed this rank's shard; ``rank=None`` feeds both shards into one process (the reference).
 
-    Shards: features 70/30 on the real side, and the whole generated side on rank 0 only; images
-    65/35 and 100/0; ``fd_lazy`` gets no samples at all on rank 1.
+    The reference sees the same batches as the ranks, so the float32 feature extractor gives
+    bit-identical features (its last bits depend on the batch it runs in) and the comparison
+    tests the merge of the statistics alone. Shards: features 70/30 on the real side, and the whole
+    generated side on rank 0 only; images 65/35 and 100/0; ``fd_lazy`` gets nothing on rank 1.
     """
+    if rank is None:
+        for each in (0, 1):
+            _feed(metrics, data, each)
+        return
 
     def part(x: torch.Tensor, fraction: float) -> torch.Tensor:
-        return x if rank is None else _shard(x, rank, fraction)
+        return _shard(x, rank, fraction)
 
     for chunk in part(data["real_features"], 0.7).split(97):
         metrics["fd"].update(chunk, real=True)
     for chunk in part(data["fake_features"], 1.0).split(55):
         metrics["fd"].update(chunk, real=False)
-    if rank in (None, 0):
+    if rank == 0:
         metrics["fd_lazy"].update(data["real_features"][:300], real=True)
         metrics["fd_lazy"].update(data["fake_features"][:200], real=False)
     for name in ("fid", "kid_exact", "kid_reservoir"):

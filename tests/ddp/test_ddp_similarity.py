@@ -91,4 +91,7 @@ def test_two_processes_give_the_one_process_values():
         assert result["gathers"] == 0, "sum states must be all-reduced, not gathered"
         assert result["local_state_restored"], "compute() must leave each rank's local state as it was"
         for name, value in expected.items():
-            torch.testing.assert_close(result["values"][name], value, rtol=1e-12, atol=0, msg=f"{name} on rank {rank}")
+            # LPIPS runs a float32 network: each rank's batches (and thread count) may change the last bits of
+            # its features, so it gets float32 rounding; the sums themselves merge exactly.
+            rtol = 1e-6 if name == "lpips" else 1e-12
+            torch.testing.assert_close(result["values"][name], value, rtol=rtol, atol=0, msg=f"{name} on rank {rank}")
