@@ -1,7 +1,7 @@
 """lightning_genmetrics: exact, constant-memory, DDP-synchronised metrics for generative models.
 
 The metrics are ``torchmetrics.Metric`` classes that keep only sufficient statistics; this module
-does not import ``lightning`` (only the callback does).
+does not import ``lightning``: ``GenerativeMetricsCallback`` is loaded on first access.
 """
 
 from lightning_genmetrics import functional, samplers
@@ -36,6 +36,16 @@ from lightning_genmetrics.samplers import (
 
 __version__ = "0.1.0.dev0"
 
+
+def __getattr__(name: str) -> type:
+    # The callback imports `lightning` (seconds); load it only when asked for, so this import stays light.
+    if name == "GenerativeMetricsCallback":
+        from lightning_genmetrics.callbacks import GenerativeMetricsCallback
+
+        return GenerativeMetricsCallback
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "AUROC",
     "LPIPS",
@@ -49,6 +59,7 @@ __all__ = [
     "FrechetDistance",
     "FrechetInceptionDistance",
     "GANSampler",
+    "GenerativeMetricsCallback",
     "ImageFeatures",
     "InceptionScore",
     "KernelInceptionDistance",

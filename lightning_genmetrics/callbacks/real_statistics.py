@@ -1,0 +1,101 @@
+"""The callback's real side: one pass over the real images, sharded by batch, fingerprinted, cached on disk.
+
+Rank ``r`` of ``W`` iterates the real dataloader in its fixed order and extracts features only from
+batches ``r, r + W, r + 2W, ...``: every batch is seen by exactly one rank, with none of
+``DistributedSampler``'s duplicate padding. Each batch's uint8 pixels are hashed; the per-batch
+digests are summed over the ranks into one table (each row is non-zero on one rank only), so the
+data fingerprint does not depend on the number of ranks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lightning_genmetrics.features.preprocess import InputRange, images_to_uint8
+
+# Bumped when anything that changes the statistics or the key (hashing, conversion) changes.
+CACHE_PROTOCOL = "genmetrics-callback-real-v1"
+_DIGEST_BYTES = 32
+
+
+def batch_to_images(batch: Any) -> Tensor:
+    """The images of a real batch: the batch itself, or the first entry of an ``(images, labels, ...)`` batch.
+
+    Raises:
+        TypeError: neither a tensor nor a tuple/list starting with one.
+    """
+    if isinstance(batch, Tensor):
+        return batch
+    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Tensor):
+        return batch[0]
+    raise TypeError(
+        f"Expected a real batch to be an image tensor or an (images, labels) tuple, got {type(batch).__name__}."
+    )
+
+
+def read_real_images(
+    batches: Iterable[Any],
+    *,
+    rank: int,
+    world_size: int,
+    input_range: InputRange | None,
+    device: torch.device,
+    consume: Callable[[Tensor], None],
+    reduce_sum: Callable[[Tensor], Tensor],
+) -> tuple[str, int]:
+    """Feed this rank's share of the real batches (as uint8) to ``consume``; return the data fingerprint and count.
+
+    Every rank must call this (``reduce_sum`` is a collective).
+
+    Returns:
+        The SHA-256 hex digest over all batches' pixels in iteration order, and the number of real images,
+        both the same on every rank and for any number of ranks.
+    """
+    rows: dict[int, Tensor] = {}
+    num_batches = 0
+    for index, batch in enumerate(batches):
+        num_batches = index + 1
+        if index % world_size != rank:
+            continue
+        uint8 = images_to_uint8(batch_to_images(batch), input_range, name="real images")
+        digest = hashlib.sha256(str(tuple(uint8.shape)).encode())
+        digest.update(uint8.cpu().contiguous().numpy().tobytes())
+        row = torch.tensor([*digest.digest(), uint8.shape[0]], dtype=torch.int64)
+        rows[index] = row
+        consume(uint8.to(device))
+    table = torch.zeros(num_batches, _DIGEST_BYTES + 1, dtype=torch.int64, device=device)
+    for index, row in rows.items():
+        table[index] = row.to(device)
+    table = reduce_sum(table).cpu()
+    return hashlib.sha256(table.numpy().tobytes()).hexdigest(), int(table[:, _DIGEST_BYTES].sum())
+
+
+def real_cache_key(data_fingerprint: str, num_samples: int, provenance: dict[str, str], input_range: Any) -> str:
+    """The name of a set of real statistics: a hash of everything that determines them.
+
+    Example:
+        >>> key = real_cache_key("ab" * 32, 10, {"extractor": "Net", "weights_sha256": "0" * 64}, (0.0, 1.0))
+        >>> len(key)
+        64
+    """
+    record = {
+        "protocol": CACHE_PROTOCOL,
+        "data": data_fingerprint,
+        "num_samples": num_samples,
+        "provenance": provenance,
+        "input_range": None if input_range is None else [float(v) for v in input_range],
+    }
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+
+def real_cache_path(cache_dir: str | os.PathLike[str], key: str) -> Path:
+    """Where the statistics named ``key`` live in ``cache_dir``."""
+    return Path(cache_dir) / f"real-statistics-{key}.npz"
