@@ -153,7 +153,9 @@ def test_streaming_identity_symmetry_grayscale_and_normalize(rng):
     whole, streamed, unit = _metric(), _metric(), _metric(normalize=True)
     whole.update(x * 2 - 1, y * 2 - 1)
     per_pair = torch.cat([streamed(a * 2 - 1, b * 2 - 1) for a, b in zip(x.split(3), y.split(3), strict=True)])
-    torch.testing.assert_close(streamed.compute(), whole.compute(), rtol=1e-12, atol=0)
+    # The float32 network's last bits depend on the batch it runs in (3, 3, 1 images here vs 7), so batching
+    # invariance holds to float32 rounding; the merge of the sums is tested exactly by merge_state below.
+    torch.testing.assert_close(streamed.compute(), whole.compute(), rtol=1e-6, atol=0)
     torch.testing.assert_close(unit(x, y), per_pair, rtol=0, atol=1e-6)
     torch.testing.assert_close(streamed(y * 2 - 1, x * 2 - 1), per_pair, rtol=0, atol=1e-7)
     assert torch.equal(_metric()(x, x), torch.zeros(7, dtype=torch.float64))
