@@ -218,10 +218,20 @@ class LPIPSNetwork(nn.Module):
         self.register_buffer("shift", torch.tensor(_SHIFT).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("scale", torch.tensor(_SCALE).view(1, 3, 1, 1), persistent=False)
         if head_weights_path is not None or pretrained:
-            path = fetch_weights(LPIPS_HEAD_WEIGHTS[net], path=head_weights_path, verify=verify_weights)
+            path = fetch_weights(
+                LPIPS_HEAD_WEIGHTS[net],
+                path=head_weights_path,
+                verify=verify_weights,
+                path_argument="head_weights_path",
+            )
             self.load_heads(path)
         if backbone_weights_path is not None or pretrained:
-            path = fetch_weights(LPIPS_BACKBONE_WEIGHTS[net], path=backbone_weights_path, verify=verify_weights)
+            path = fetch_weights(
+                LPIPS_BACKBONE_WEIGHTS[net],
+                path=backbone_weights_path,
+                verify=verify_weights,
+                path_argument="backbone_weights_path",
+            )
             self.load_backbone(path)
         self.requires_grad_(False)
         super().train(False)

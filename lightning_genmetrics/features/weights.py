@@ -171,6 +171,7 @@ def fetch_weights(
     verify: bool = True,
     progress: bool = False,
     timeout: float = _DEFAULT_TIMEOUT_S,
+    path_argument: str = "weights_path",
 ) -> pathlib.Path:
     """Return the local path of a verified copy of ``spec``, downloading it into the cache if needed.
 
@@ -193,6 +194,7 @@ def fetch_weights(
             verified.
         progress: Report download progress on stderr.
         timeout: Seconds to wait on each network operation before giving up on a URL.
+        path_argument: The caller's argument that takes a local copy, named in the offline error.
 
     Returns:
         The path of the verified file.
@@ -239,7 +241,7 @@ def fetch_weights(
                 "to download the right one."
             )
         return destination
-    return _download(spec, destination, env_var, progress, timeout)
+    return _download(spec, destination, env_var, progress, timeout, path_argument)
 
 
 def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
@@ -362,13 +364,18 @@ class _HashMismatchError(ValueError):
 
 
 def _download(
-    spec: WeightsFile, destination: pathlib.Path, env_var: str | None, progress: bool, timeout: float
+    spec: WeightsFile,
+    destination: pathlib.Path,
+    env_var: str | None,
+    progress: bool,
+    timeout: float,
+    path_argument: str,
 ) -> pathlib.Path:
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise RuntimeError(
-            _manual_instructions(spec, destination, env_var, f"Cannot create cache directory: {err}")
+            _manual_instructions(spec, destination, env_var, path_argument, f"Cannot create cache directory: {err}")
         ) from err
     failures: list[str] = []
     last_error: BaseException | None = None
@@ -382,7 +389,7 @@ def _download(
             last_error = err
         else:
             return destination
-    message = _manual_instructions(spec, destination, env_var, "Tried:\n" + "\n".join(failures))
+    message = _manual_instructions(spec, destination, env_var, path_argument, "Tried:\n" + "\n".join(failures))
     if mismatch:
         raise ValueError("A mirror served the wrong bytes. " + message) from last_error
     raise RuntimeError(message) from last_error
@@ -428,7 +435,9 @@ def _report_progress(filename: str, received: int, expected_bytes: int | None) -
     sys.stderr.flush()
 
 
-def _manual_instructions(spec: WeightsFile, destination: pathlib.Path, env_var: str | None, details: str) -> str:
+def _manual_instructions(
+    spec: WeightsFile, destination: pathlib.Path, env_var: str | None, path_argument: str, details: str
+) -> str:
     urls = "\n".join(f"  {url}" for url in spec.urls)
     env_line = f"  - set the environment variable {env_var}=/path/to/{spec.filename}, or\n" if env_var else ""
     return (
@@ -438,7 +447,7 @@ def _manual_instructions(spec: WeightsFile, destination: pathlib.Path, env_var: 
         f"check its SHA-256, and either\n"
         f"  - put it at {destination}, or\n"
         f"{env_line}"
-        f"  - pass its path explicitly: weights_path='/path/to/{spec.filename}'."
+        f"  - pass its path explicitly: {path_argument}='/path/to/{spec.filename}'."
     )
 
 

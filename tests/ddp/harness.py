@@ -5,12 +5,13 @@ A hang fails the test: the processes are killed once ``timeout`` seconds have pa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -74,3 +75,20 @@ def run_distributed(fn: Callable, world_size: int = 2, timeout: float = 180.0, *
                 if process.is_alive():
                     process.kill()
         return [torch.load(Path(out_dir) / f"rank{rank}.pt", weights_only=False) for rank in range(world_size)]
+
+
+@contextlib.contextmanager
+def count_all_gathers() -> Iterator[list[int]]:
+    """Count ``torch.distributed.all_gather`` calls inside the block (sum states must issue none)."""
+    calls: list[int] = []
+    original = dist.all_gather
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    dist.all_gather = counting
+    try:
+        yield calls
+    finally:
+        dist.all_gather = original

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
 
 from lightning_genmetrics import FrechetDistance, FrechetInceptionDistance, InceptionScore, KernelInceptionDistance
-from tests.ddp.harness import run_distributed
+from tests.ddp.harness import count_all_gathers, run_distributed
 from tests.helpers import TinyFeatureNet
 
 pytestmark = pytest.mark.ddp
@@ -90,17 +89,9 @@ def _rank_main(rank: int, world_size: int, seed: int) -> dict:
     _feed(metrics, _data(seed), rank)
     local = {name: {k: v.clone() for k, v in m.metric_state.items()} for name, m in metrics.items()}
 
-    gathers = []
-    original = dist.all_gather
-
-    def counting_all_gather(*args, **kwargs):
-        gathers.append(1)
-        return original(*args, **kwargs)
-
-    dist.all_gather = counting_all_gather
-    sum_state_values = _values({k: metrics[k] for k in ("fd", "fd_lazy", "fid", "is")})
+    with count_all_gathers() as gathers:
+        sum_state_values = _values({k: metrics[k] for k in ("fd", "fd_lazy", "fid", "is")})
     sum_state_gathers = len(gathers)
-    dist.all_gather = original
     values = {**sum_state_values, **_values({k: metrics[k] for k in ("kid_exact", "kid_reservoir")})}
     values["fid_real_sigma"] = metrics["fid"].real_statistics().sigma
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
 
 from lightning_genmetrics.metrics.auroc import AUROC
 from lightning_genmetrics.metrics.segmentation import SegmentationMetrics
-from tests.ddp.harness import run_distributed
+from tests.ddp.harness import count_all_gathers, run_distributed
 
 pytestmark = pytest.mark.ddp
 
@@ -97,17 +96,9 @@ def _rank_main(rank: int, world_size: int, seed: int) -> dict:
     _feed(metrics, _data(seed), rank)
     local = {name: _flat_state(metric) for name, metric in metrics.items()}
 
-    gathers = []
-    original = dist.all_gather
-
-    def counting_all_gather(*args, **kwargs):
-        gathers.append(1)
-        return original(*args, **kwargs)
-
-    dist.all_gather = counting_all_gather
-    sum_state_values = _values({name: metrics[name] for name in SUM_STATE_METRICS})
+    with count_all_gathers() as gathers:
+        sum_state_values = _values({name: metrics[name] for name in SUM_STATE_METRICS})
     sum_state_gathers = len(gathers)
-    dist.all_gather = original
     values = {**sum_state_values, **_values({k: m for k, m in metrics.items() if k not in SUM_STATE_METRICS})}
     restored = all(
         torch.equal(value, _flat_state(metrics[name])[key])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
 
 from lightning_genmetrics.metrics.lpips import LearnedPerceptualImagePatchSimilarity
 from lightning_genmetrics.metrics.psnr import PeakSignalNoiseRatio
@@ -13,7 +12,7 @@ from lightning_genmetrics.metrics.ssim import (
     MultiScaleStructuralSimilarityIndexMeasure,
     StructuralSimilarityIndexMeasure,
 )
-from tests.ddp.harness import run_distributed
+from tests.ddp.harness import count_all_gathers, run_distributed
 from tests.metrics.test_lpips import seeded_lpips_state
 
 pytestmark = pytest.mark.ddp
@@ -57,16 +56,8 @@ def _rank_main(rank: int, world_size: int, seed: int) -> dict:
     metrics = _metrics()
     _feed(metrics, *_data(seed), rank)
     local = {name: {k: v.clone() for k, v in m.metric_state.items()} for name, m in metrics.items()}
-    gathers = []
-    original = dist.all_gather
-
-    def counting_all_gather(*args, **kwargs):
-        gathers.append(1)
-        return original(*args, **kwargs)
-
-    dist.all_gather = counting_all_gather
-    values = {name: metric.compute() for name, metric in metrics.items()}
-    dist.all_gather = original
+    with count_all_gathers() as gathers:
+        values = {name: metric.compute() for name, metric in metrics.items()}
     restored = all(
         torch.equal(value, metrics[name].metric_state[key])
         for name, state in local.items()

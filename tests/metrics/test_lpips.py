@@ -138,6 +138,7 @@ def test_offline_error_names_the_file_its_hash_and_where_to_put_it(tmp_path, mon
     assert spec.sha256 in message
     assert spec.urls[0] in message
     assert str(tmp_path / "checkpoints" / spec.filename) in message
+    assert f"head_weights_path='/path/to/{spec.filename}'" in message
 
 
 def _metric(net: str = "squeeze", normalize: bool = False, seed: int = 0) -> LearnedPerceptualImagePatchSimilarity:
