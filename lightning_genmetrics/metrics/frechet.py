@@ -183,24 +183,18 @@ class FrechetDistance(SufficientStatisticMetric):
         Raises:
             RuntimeError: fewer than two real or two generated samples.
         """
-        counts = {side: int(getattr(self, f"{side}_n")) for side in _SIDES}
-        if self._reference is not None:
-            counts["real"] = self._reference.provenance.num_samples or 2
-        if min(counts.values()) < 2:
+        # Loaded statistics may not know their sample count (pytorch-fid files): then no rank bound.
+        n_real = int(self.real_n) if self._reference is None else self._reference.provenance.num_samples
+        n_fake = int(self.fake_n)
+        if n_fake < 2 or (n_real is not None and n_real < 2):
             raise RuntimeError(
                 f"{type(self).__name__} needs at least 2 real and 2 generated samples, got "
-                f"{counts['real']} real and {counts['fake']} generated."
+                f"{n_real} real and {n_fake} generated."
             )
         mu_r, sigma_r = self._real_gaussian()
         mu_f, sigma_f = moments_to_covariance(self._moments("fake"))
-        n_real = counts["real"] if self._reference is None else self._reference.provenance.num_samples
         return frechet_distance(
-            mu_r,
-            sigma_r,
-            mu_f,
-            sigma_f,
-            sqrt_sigma1=self._real_sqrt(sigma_r, n_real),
-            num_samples=(n_real, counts["fake"]),
+            mu_r, sigma_r, mu_f, sigma_f, sqrt_sigma1=self._real_sqrt(sigma_r, n_real), num_samples=(n_real, n_fake)
         )
 
     def _real_gaussian(self) -> tuple[Tensor, Tensor]:
