@@ -194,7 +194,7 @@ class GenerativeMetricsCallback(Callback):
         self._sampler_source = self._check_sampler(sampler)
         self.guidance = self._check_guidance(guidance)
         self.real_input_range = self._check_real_input_range(real_input_range)
-        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser()
         self._real_loader, self._real_statistics = self._check_real(real)
 
         self.sampler: Any = None
