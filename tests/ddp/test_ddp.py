@@ -84,6 +84,22 @@ def _values(metrics: dict) -> dict[str, torch.Tensor]:
     return out
 
 
+def _statistics(metrics: dict) -> dict[str, torch.Tensor]:
+    """The merged Gaussian statistics themselves: what the all-reduce must reproduce to rounding."""
+    out = {}
+    for name in ("fd", "fid"):
+        real = metrics[name].real_statistics()
+        out[f"{name}_real_mu"], out[f"{name}_real_sigma"] = real.mu, real.sigma
+    return out
+
+
+# The statistics merge to float64 rounding (1e-12 here). A Fréchet distance of two close Gaussians with
+# ill-conditioned covariances (the random mixing below) amplifies that rounding by orders of magnitude:
+# even one process feeding the data in other batches moves it by ~1e-10, so the distances are compared
+# at the accuracy the metric promises against the exact reference, 1e-8.
+TOLERANCES = {"fd": 1e-8, "fd_lazy": 1e-8, "fid": 1e-8}
+
+
 def _rank_main(rank: int, world_size: int, seed: int) -> dict:
     metrics = _metrics()
     _feed(metrics, _data(seed), rank)
@@ -93,7 +109,7 @@ def _rank_main(rank: int, world_size: int, seed: int) -> dict:
         sum_state_values = _values({k: metrics[k] for k in ("fd", "fd_lazy", "fid", "is")})
     sum_state_gathers = len(gathers)
     values = {**sum_state_values, **_values({k: metrics[k] for k in ("kid_exact", "kid_reservoir")})}
-    values["fid_real_sigma"] = metrics["fid"].real_statistics().sigma
+    values.update(_statistics(metrics))
 
     restored = all(
         torch.equal(value, metrics[name].metric_state[key])
@@ -111,13 +127,15 @@ def test_two_processes_give_the_one_process_values():
     metrics = _metrics()
     _feed(metrics, _data(seed), None)
     expected = _values(metrics)
-    expected["fid_real_sigma"] = metrics["fid"].real_statistics().sigma
+    expected.update(_statistics(metrics))
 
     for rank, result in enumerate(results):
         assert result["sum_state_gathers"] == 0, "sum states must be all-reduced, not gathered"
         assert result["local_state_restored"], "compute() must leave each rank's local state as it was"
         for name, value in expected.items():
+            rtol = TOLERANCES.get(name, 1e-12)
+            atol = 1e-12 * max(1.0, float(value.abs().max()))  # entries near 0 of a matrix: rounding of its scale
             torch.testing.assert_close(
-                result["values"][name], value, rtol=1e-10, atol=1e-12, msg=f"{name} on rank {rank}"
+                result["values"][name], value, rtol=rtol, atol=atol, msg=f"{name} on rank {rank}"
             )
     assert int(metrics["kid_reservoir"].real_features.shape[0]) == 80  # the reservoir really was full
