@@ -69,9 +69,9 @@ def test_stats_then_fid_as_subprocesses(folders, weights, tmp_path):
 
 def test_is_and_kid(folders, weights, capsys):
     (real_dir, real), (fake_dir, fake) = folders["real"], folders["fake"]
-    assert main(["is", str(fake_dir), "--splits", "2", *_options(weights)]) == 0
+    assert main(["is", str(fake_dir), "--splits", "1", *_options(weights)]) == 0  # 4 images: 2 hash splits may be empty
     result = json.loads(capsys.readouterr().out)
-    metric = InceptionScore(FIDInceptionV3("logits_unbiased", weights_path=weights, verify_weights=False), splits=2)
+    metric = InceptionScore(FIDInceptionV3("logits_unbiased", weights_path=weights, verify_weights=False), splits=1)
     metric.update(fake)
     assert result["inception_score_mean"] == pytest.approx(metric.compute()[0].item(), rel=1e-6)
 
