@@ -28,7 +28,7 @@ pytest: $(STAMP)
 test: lint pytest
 
 demo: $(STAMP)
-	$(PY) examples/quickstart.py
+	$(PY) examples/diffusion_digits.py
 
 clean:
 	rm -rf .venv build *.egg-info

@@ -5,7 +5,7 @@ does not import ``lightning``: ``GenerativeMetricsCallback`` is loaded on first 
 """
 
 from lightning_genmetrics import functional, samplers
-from lightning_genmetrics.features import FIDInceptionV3, ImageFeatures, images_to_uint8
+from lightning_genmetrics.features import ClassifierFeatures, FIDInceptionV3, ImageFeatures, images_to_uint8
 from lightning_genmetrics.metrics import (
     AUROC,
     LPIPS,
@@ -54,6 +54,7 @@ __all__ = [
     "SSIM",
     "BinaryAUROC",
     "CallableSampler",
+    "ClassifierFeatures",
     "DiffusionSampler",
     "FIDInceptionV3",
     "FrechetDistance",

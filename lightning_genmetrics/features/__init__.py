@@ -1,5 +1,6 @@
 """Image preprocessing, feature extractors and their verified weights."""
 
+from lightning_genmetrics.features.classifier import ClassifierFeatures
 from lightning_genmetrics.features.extractor import ImageFeatures
 from lightning_genmetrics.features.inception import INCEPTION_LAYER_DIMS, FIDInceptionV3
 from lightning_genmetrics.features.lpips_nets import LPIPSNetwork
@@ -9,6 +10,7 @@ from lightning_genmetrics.features.weights import WeightsFile, fetch_weights, lo
 
 __all__ = [
     "INCEPTION_LAYER_DIMS",
+    "ClassifierFeatures",
     "FIDInceptionV3",
     "ImageFeatures",
     "InputRange",
