@@ -1,4 +1,4 @@
-"""``GenerativeMetricsCallback``: every N epochs, sample on all ranks, evaluate FID/IS/KID, log to TensorBoard."""
+"""``GenerativeMetricsCallback``: every N epochs (or steps), sample on all ranks, evaluate, log to TensorBoard."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
@@ -23,10 +24,32 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 from typing_extensions import override
 
-from lightning_genmetrics.callbacks.real_statistics import read_real_images, real_cache_key, real_cache_path
+from lightning_genmetrics.callbacks import figures
+from lightning_genmetrics.callbacks._config import (
+    check_bool,
+    check_fixed_order_loader,
+    check_guidance,
+    check_int,
+    check_names,
+    check_optional_int,
+    misconfigured,
+)
+from lightning_genmetrics.callbacks.conditional import ClassFidelity, MaskFidelity
+from lightning_genmetrics.callbacks.real_statistics import (
+    batch_to_images,
+    kid_cache_key,
+    kid_cache_path,
+    load_reservoir,
+    read_real_images,
+    real_cache_key,
+    real_cache_path,
+    save_reservoir,
+)
+from lightning_genmetrics.callbacks.reconstruction import RECONSTRUCTION_METRICS, ReconstructionQuality
+from lightning_genmetrics.callbacks.weights import evaluation_weights, match_ema_target
 from lightning_genmetrics.features.preprocess import InputRange, check_input_range, images_to_uint8
 from lightning_genmetrics.metrics import FrechetInceptionDistance, InceptionScore, KernelInceptionDistance
 from lightning_genmetrics.samplers.base import MAX_SAMPLES, eval_mode, sample_range, sampler_output_range
@@ -39,6 +62,24 @@ _METRICS: dict[str, type[nn.Module]] = {
     "kid": KernelInceptionDistance,
 }
 _KID_DEFAULT_SUBSET_SIZE: int = inspect.signature(KernelInceptionDistance).parameters["subset_size"].default
+# The direction of every value the callback can report, for `best` and for picking the best guidance strength.
+_HIGHER_IS_BETTER = {
+    "fid": False,
+    "kid": False,
+    "is": True,
+    "accuracy": True,
+    "balanced_accuracy": True,
+    "auroc": True,
+    "miou": True,
+    "pixel_accuracy": True,
+    "mdice": True,
+    "recon/ssim": True,
+    "recon/ms_ssim": True,
+    "recon/psnr": True,
+    "recon/lpips": False,
+}
+_BEST_GUIDANCE_BY = ("fid", "kid", "is", "accuracy", "miou")
+EMASource = Literal["auto"] | nn.Module | None
 
 
 def shard_bounds(num_samples: int, rank: int, world_size: int) -> tuple[int, int]:
@@ -61,62 +102,105 @@ def isolated_rng(device: torch.device) -> Iterator[None]:
         yield
 
 
-def _misconfigured(name: str, value: Any, expected: str) -> MisconfigurationException:
-    return MisconfigurationException(f"Expected `{name}` to be {expected}, got {value!r}.")
+class PhaseTimer:
+    """Wall-clock seconds per phase of an evaluation; on a GPU each phase ends with a synchronisation.
+
+    Example:
+        >>> timer = PhaseTimer(torch.device("cpu"))
+        >>> with timer("sampling"):
+        ...     _ = sum(range(1000))
+        >>> list(timer.seconds)
+        ['sampling']
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        self._synchronize()
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._synchronize()
+            self.seconds[phase] += time.perf_counter() - started
+
+    def _synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
 
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _misconfigured(name, value, f"an int >= {minimum}")
-    return value
+def batch_to_masks(batch: Any) -> Tensor:
+    """The masks of a batch: the batch itself, or the first integer tensor of a tuple/list batch.
 
-
-def _check_bool(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise _misconfigured(name, value, "a bool")
-    return value
+    Raises:
+        TypeError: no integer tensor in the batch.
+    """
+    entries = list(batch) if isinstance(batch, (tuple, list)) else [batch]
+    for entry in entries:
+        if isinstance(entry, Tensor) and not entry.is_floating_point() and entry.dtype != torch.bool:
+            return entry
+    raise TypeError(
+        f"Expected a mask batch to be an integer tensor or a tuple holding one, got {type(batch).__name__}."
+    )
 
 
 class GenerativeMetricsCallback(Callback):
-    """Evaluate a generative model every ``every_n_epochs`` epochs and log FID, IS and KID.
+    """Evaluate a generative model every ``every_n_epochs`` epochs (or ``every_n_steps`` steps) and log the results.
 
-    At an evaluation, rank ``r`` of ``W`` draws the samples ``[r·N/W, (r+1)·N/W)`` of the seeded stream
-    (:func:`~lightning_genmetrics.samplers.sample_range`), so exactly ``num_samples`` samples are
-    evaluated in total, each the same whichever rank draws it, and the same at every evaluation (the
-    same noise: only the model changes). Sampling runs in eval mode under ``torch.inference_mode()``;
-    each submodule's train flag and the global torch RNG state (CPU and the current GPU) are restored
-    afterwards, so training draws the same random numbers with or without the callback. Every rank
-    computes the metrics (their states are synchronised by all-reduce), so no rank waits on another.
+    **Sampling.** At an evaluation, rank ``r`` of ``W`` draws the samples ``[r·N/W, (r+1)·N/W)`` of the seeded
+    stream (:func:`~lightning_genmetrics.samplers.sample_range`), so exactly ``num_samples`` samples are evaluated
+    in total, each the same whichever rank draws it, and the same noise at every evaluation (only the model
+    changes). Sampling runs in eval mode under ``torch.inference_mode()``; each submodule's train flag and the
+    global torch RNG state (CPU and the current GPU) are restored afterwards, so training draws the same random
+    numbers with or without the callback. Every rank computes the metrics (their states are synchronised by
+    all-reduce), so no rank waits on another. With ``ema="auto"`` the evaluation uses the average of a Lightning
+    ``WeightAveraging`` callback (e.g. ``EMAWeightAveraging``) once it has been updated; a user's EMA module
+    (an ``AveragedModel`` or a copy mirroring the LightningModule or one of its submodules) may be given instead.
 
-    Real side: ``real`` is a dataloader of real images (or ``(images, labels)`` batches) in a fixed
-    order (no shuffling), or a statistics file (see :mod:`lightning_genmetrics.stats`). A dataloader is
-    read once, at the first evaluation: rank ``r`` extracts features from batches ``r, r + W, ...``
-    (no duplicates). The FID statistics are then kept, and with ``cache_dir`` written to
-    ``real-statistics-<key>.npz``, the key a SHA-256 over the pixels read, their count, the
-    extractor's provenance (name, weights hash, layer, resize) and the callback's protocol version.
-    The key is saved in the callback's state, so a run resumed from a checkpoint loads the file and
-    does not read the real data again for FID (KID keeps real *features*, in memory only, and reads the
-    data again after a restart).
+    **Real side.** ``real`` is a dataloader of real images (or ``(images, labels)`` batches) in a fixed order (no
+    shuffling), or a statistics file (see :mod:`lightning_genmetrics.stats`). A dataloader is read at the first
+    evaluation: rank ``r`` extracts features from batches ``r, r + W, ...`` (no duplicates). The FID statistics
+    (and KID's real reservoir) are then kept, and with ``cache_dir`` written to ``real-statistics-<key>.npz``
+    (``real-kid-<key>.npz``), the key a SHA-256 over the pixels read, their count, the extractor's provenance
+    (name, weights hash, layer, resize) and the callback's protocol version. The data fingerprint is saved in the
+    callback's state, so a run resumed from a checkpoint loads the files without reading the real data; a fresh
+    run whose cache folder holds statistics first fingerprints the data (reading and hashing, no feature
+    extraction) to look them up.
 
-    Logged through ``pl_module.log`` (every rank logs the same, already global, value), so
-    ``ModelCheckpoint(monitor="gen/fid", mode="min")`` and ``EarlyStopping`` can monitor them:
-    ``{prefix}fid``, ``{prefix}is``, ``{prefix}is_std``, ``{prefix}kid``, ``{prefix}kid_std`` and
-    ``{prefix}eval_seconds``. The evaluation runs in ``on_validation_epoch_end`` after the end-of-epoch
-    validation (where ``ModelCheckpoint`` reads it when there is a validation loop), else in
-    ``on_train_epoch_end``. With a validation loop and ``every_n_epochs > 1``, give ``ModelCheckpoint``
-    the same ``every_n_epochs``: it refuses a monitored key that is missing after validation. An image
-    grid of the first ``num_images`` samples (fixed noise) goes to every ``TensorBoardLogger``
-    (``add_image``); other loggers get the scalars and one warning.
+    **Logged** through ``pl_module.log`` (every rank logs the same, already global, value), so
+    ``ModelCheckpoint(monitor="gen/fid", mode="min")`` and ``EarlyStopping`` can monitor them: ``{prefix}fid``,
+    ``{prefix}is``, ``{prefix}is_std``, ``{prefix}kid``, ``{prefix}kid_std``; with a ``classifier``
+    ``{prefix}accuracy``, ``{prefix}balanced_accuracy``, ``{prefix}auroc``; with a ``segmenter``
+    ``{prefix}miou``, ``{prefix}pixel_accuracy``, ``{prefix}mdice``; with ``reconstruct`` ``{prefix}recon/ssim``,
+    ``{prefix}recon/psnr``, ...; and ``{prefix}eval_seconds`` with its split ``{prefix}seconds/real``,
+    ``.../sampling``, ``.../features`` (extraction and metric updates), ``.../compute`` (and
+    ``.../reconstruction``). An epoch evaluation runs in ``on_validation_epoch_end`` after the end-of-epoch
+    validation (where ``ModelCheckpoint`` reads it) when there is a validation loop, else in
+    ``on_train_epoch_end``; a step evaluation in ``on_train_batch_end``. With a validation loop and
+    ``every_n_epochs > 1``, give ``ModelCheckpoint`` the same ``every_n_epochs``: it refuses a monitored key
+    that is missing after validation. To every ``TensorBoardLogger`` go an image grid of the first
+    ``num_images`` samples (fixed noise and labels) via ``add_image``, and via ``add_figure`` (needs matplotlib:
+    ``pip install lightning-genmetrics[plots]``) a 2-D PCA of real vs generated features (from the FID state's
+    Gaussians) and, for a guidance sweep with FID and IS, the FID–IS trade-off curve; other loggers get the
+    scalars and one warning. A progress bar over the sampling batches is shown on rank 0 when the trainer has
+    one.
 
     Args:
         sampler: a sampler (anything with an ``output_range`` called as
             ``sampler(n, generator=..., device=..., labels=None)``, see :mod:`lightning_genmetrics.samplers`),
             or a function ``pl_module -> sampler`` called at ``setup`` (useful under ``ddp_spawn``).
-        real: a ``DataLoader`` of real images, a statistics file path, or ``ReferenceStatistics``.
-        metrics: names among ``"fid"``, ``"is"``, ``"kid"``.
+        real: a ``DataLoader`` of real images, a statistics file path, or ``ReferenceStatistics``; ``None`` when
+            no metric needs real data (IS, conditional or reconstruction evaluation only).
+        metrics: names among ``"fid"``, ``"is"``, ``"kid"``; may be empty when another evaluation is configured.
         feature_extractor: ``None`` for the standard FID InceptionV3 (pool features for FID/KID, logits for IS),
-            or any ``nn.Module`` used by every requested metric (for IS its output is read as logits).
-        every_n_epochs: evaluate after epochs ``n - 1, 2n - 1, ...`` (0-based).
+            any ``nn.Module`` used by every requested metric (for IS its output is read as logits), or a mapping
+            from metric names to modules (or ``None``), e.g. ``{"fid": penultimate, "kid": penultimate,
+            "is": logits}`` (see :class:`~lightning_genmetrics.ClassifierFeatures`); names left out get the default.
+        every_n_epochs: evaluate after epochs ``n - 1, 2n - 1, ...`` (0-based); ``None`` for no epoch cadence.
+        every_n_steps: also evaluate after every ``n``-th optimizer step; ``None`` (default) for no step cadence.
         evaluate_on_last_epoch: also evaluate after the last epoch (``max_epochs``) when it is off the cadence.
         num_samples: generated samples per evaluation, over all ranks.
         batch_size: samples per sampler call.
@@ -124,19 +208,38 @@ class GenerativeMetricsCallback(Callback):
         prefix: prefix of the logged keys.
         log_images: log an image grid of the first ``num_images`` samples.
         num_images: the number of images in the grid.
-        real_input_range: the range of float real images, ``(0, 1)`` or ``(-1, 1)``; ``None`` means the
-            sampler's ``output_range``. uint8 real images are always accepted.
+        log_figures: log the PCA and trade-off figures.
+        progress_bar: show a progress bar over sampling batches (rank 0, when the trainer shows one).
+        real_input_range: the range of float real images (and reconstruction inputs), ``(0, 1)`` or ``(-1, 1)``;
+            ``None`` means the sampler's ``output_range``. uint8 real images are always accepted.
         cache_dir: a folder for the real statistics cache, or ``None`` for no disk cache.
-        metric_kwargs: extra constructor arguments per metric name, e.g. ``{"is": {"splits": 10}}``.
+        metric_kwargs: extra constructor arguments per metric name (also the reconstruction metrics),
+            e.g. ``{"is": {"splits": 10}, "lpips": {"net": "vgg"}}``.
         guidance: a guidance sweep for a class-conditional ``DiffusionSampler`` (with ``null_label`` and
             ``num_classes``): each strength ``w`` is evaluated on the same noise and labels and logged as
             ``{prefix}fid/w=<w>``, ``{prefix}is/w=<w>``, ...; ``{prefix}best_w`` is the strength with the best
-            FID (else KID, else IS), and the unsuffixed keys hold its values. One grid per strength.
+            FID (else KID, IS, accuracy, mIoU), and the unsuffixed keys hold its values. One grid per strength.
+        ema: ``"auto"`` (a ``WeightAveraging`` callback's average when there is one), ``None`` (the training
+            weights), or a user's EMA module.
+        classifier: a classifier scoring class-conditional samples: images ``[N, 3, H, W]`` in ``[0, 1]`` ->
+            logits ``[N, num_classes]`` (wrap a trained one with ``ClassifierFeatures(output="logits")``). Sample
+            ``i`` is then conditioned on label ``i mod num_classes`` (a balanced set, the same at every evaluation).
+        num_classes: the number of classes for ``classifier``; ``None`` reads the sampler's ``num_classes``.
+        segmenter: a segmentation network scoring mask-conditioned samples: images ``[N, 3, H, W]`` in ``[0, 1]``
+            -> class scores ``[N, C, H, W]`` or labels ``[N, H, W]``. Needs ``masks`` and ``num_mask_classes``.
+        masks: a fixed-order ``DataLoader`` of conditioning masks (integer ``[N, H, W]``, or batches holding
+            them); one sample is drawn per mask, with the mask as the sampler's ``labels``.
+        num_mask_classes: the number of mask classes.
+        reconstruct: ``(pl_module, images) -> reconstructions`` for an autoencoder, both in ``real_input_range``;
+            evaluated on ``reconstruction_data`` with ``reconstruction_metrics``.
+        reconstruction_data: a fixed-order ``DataLoader`` of validation images; ``None`` uses ``real``.
+        reconstruction_metrics: names among ``"ssim"``, ``"ms_ssim"``, ``"psnr"``, ``"lpips"``.
 
     Raises:
-        MisconfigurationException: an argument of the wrong type or value (the message names it and the
-            value), ``"kid"`` with real statistics instead of real images, a shuffling real dataloader, a
-            KID ``subset_size`` above ``num_samples``, or an unreadable statistics file.
+        MisconfigurationException: an argument of the wrong type or value (the message names it and the value),
+            ``"kid"`` with real statistics instead of real images, a shuffling dataloader, a KID ``subset_size``
+            above ``num_samples``, an unreadable statistics file, a classifier without a known class count, or
+            a segmenter without its masks.
 
     Example:
         >>> import torch
@@ -154,11 +257,12 @@ class GenerativeMetricsCallback(Callback):
     def __init__(
         self,
         sampler: Any,
-        real: DataLoader | str | os.PathLike[str] | ReferenceStatistics,
+        real: DataLoader | str | os.PathLike[str] | ReferenceStatistics | None,
         metrics: Sequence[str] = ("fid", "is"),
-        feature_extractor: nn.Module | None = None,
+        feature_extractor: nn.Module | Mapping[str, nn.Module | None] | None = None,
         *,
-        every_n_epochs: int = 1,
+        every_n_epochs: int | None = 1,
+        every_n_steps: int | None = None,
         evaluate_on_last_epoch: bool = False,
         num_samples: int = 10_000,
         batch_size: int = 100,
@@ -166,69 +270,123 @@ class GenerativeMetricsCallback(Callback):
         prefix: str = "gen/",
         log_images: bool = True,
         num_images: int = 64,
+        log_figures: bool = True,
+        progress_bar: bool = True,
         real_input_range: InputRange | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         metric_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
         guidance: Sequence[float] | None = None,
+        ema: EMASource = "auto",
+        classifier: nn.Module | None = None,
+        num_classes: int | None = None,
+        segmenter: nn.Module | None = None,
+        masks: DataLoader | None = None,
+        num_mask_classes: int | None = None,
+        reconstruct: Callable[[LightningModule, Tensor], Tensor] | None = None,
+        reconstruction_data: DataLoader | None = None,
+        reconstruction_metrics: Sequence[str] = ("ssim", "psnr"),
     ) -> None:
         super().__init__()
-        self.metric_names = self._check_metrics(metrics)
-        self.every_n_epochs = _check_int(every_n_epochs, "every_n_epochs", 1)
-        self.evaluate_on_last_epoch = _check_bool(evaluate_on_last_epoch, "evaluate_on_last_epoch")
-        self.num_samples = _check_int(num_samples, "num_samples", 2)
+        self.classifier = self._check_module(classifier, "classifier")
+        self.num_classes = check_optional_int(num_classes, "num_classes", 2)
+        self._check_segmenter(segmenter, masks, num_mask_classes)
+        if reconstruct is not None and not callable(reconstruct):
+            raise misconfigured("reconstruct", reconstruct, "None or a function (pl_module, images) -> images")
+        self.reconstruct = reconstruct
+        self.reconstruction_metrics = check_names(
+            reconstruction_metrics, "reconstruction_metrics", RECONSTRUCTION_METRICS, allow_empty=False
+        )
+        others = classifier is not None or segmenter is not None or reconstruct is not None
+        self.metric_names = check_names(metrics, "metrics", tuple(_METRICS), allow_empty=others)
+        self.every_n_epochs = check_optional_int(every_n_epochs, "every_n_epochs", 1)
+        self.every_n_steps = check_optional_int(every_n_steps, "every_n_steps", 1)
+        if self.every_n_epochs is None and self.every_n_steps is None:
+            raise MisconfigurationException("Expected `every_n_epochs` or `every_n_steps` to be set, got both None.")
+        self.evaluate_on_last_epoch = check_bool(evaluate_on_last_epoch, "evaluate_on_last_epoch")
+        self.num_samples = check_int(num_samples, "num_samples", 2)
         if self.num_samples > MAX_SAMPLES:
-            raise _misconfigured("num_samples", num_samples, "at most 2**32")
-        self.batch_size = _check_int(batch_size, "batch_size", 1)
-        self.seed = _check_int(seed, "seed", 0)
+            raise misconfigured("num_samples", num_samples, "at most 2**32")
+        self.batch_size = check_int(batch_size, "batch_size", 1)
+        self.seed = check_int(seed, "seed", 0)
         if self.seed >= 2**64:
-            raise _misconfigured("seed", seed, "below 2**64")
+            raise misconfigured("seed", seed, "below 2**64")
         if not isinstance(prefix, str):
-            raise _misconfigured("prefix", prefix, "a str")
+            raise misconfigured("prefix", prefix, "a str")
         self.prefix = prefix
-        self.log_images = _check_bool(log_images, "log_images")
-        self.num_images = min(_check_int(num_images, "num_images", 1), self.num_samples)
-        if feature_extractor is not None and not isinstance(feature_extractor, nn.Module):
-            raise _misconfigured("feature_extractor", feature_extractor, "None or an nn.Module")
-        self.feature_extractor = feature_extractor
+        self.log_images = check_bool(log_images, "log_images")
+        self.num_images = min(check_int(num_images, "num_images", 1), self.num_samples)
+        self.log_figures = check_bool(log_figures, "log_figures")
+        self.progress_bar = check_bool(progress_bar, "progress_bar")
+        self.feature_extractor = self._check_feature_extractor(feature_extractor)
         self.metric_kwargs = self._check_metric_kwargs(metric_kwargs)
         self._sampler_source = self._check_sampler(sampler)
-        self.guidance = self._check_guidance(guidance)
+        self.guidance = check_guidance(guidance)
         self.real_input_range = self._check_real_input_range(real_input_range)
         self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser()
         self._real_loader, self._real_statistics = self._check_real(real)
+        self.reconstruction_data = self._check_reconstruction_data(reconstruction_data)
+        if not (ema is None or ema == "auto" or isinstance(ema, nn.Module)):
+            raise misconfigured("ema", ema, "'auto', None or an EMA nn.Module")
+        self.ema = ema
 
         self.sampler: Any = None
         self.metrics: dict[str, nn.Module] = {}
-        self._history: list[dict[str, float]] = []
+        self._class_fidelity: ClassFidelity | None = None
+        self._mask_fidelity: MaskFidelity | None = None
+        self._reconstruction: ReconstructionQuality | None = None
+        self._history: list[dict[str, Any]] = []
         self._best: dict[str, float] = {}
-        self._cache_key: str | None = None
+        self._data_key: tuple[str, int] | None = None
         self._fid_real_ready = False
         self._kid_real_ready = False
         self._last_evaluated_epoch = -1
-        self._warned_images = False
+        self._last_evaluated_step = -1
+        self._warned: set[str] = set()
+        self._real_axes: tuple[Tensor, Tensor] | None = None
 
     # Configuration checks -----------------------------------------------------------------------------------
 
     @staticmethod
-    def _check_metrics(metrics: Any) -> tuple[str, ...]:
-        if isinstance(metrics, str) or not isinstance(metrics, Sequence):
-            raise _misconfigured("metrics", metrics, f"a sequence of names among {sorted(_METRICS)}")
-        names = tuple(metrics)
-        unknown = [name for name in names if name not in _METRICS]
-        if not names or unknown or len(set(names)) != len(names):
-            raise _misconfigured("metrics", metrics, f"distinct names among {sorted(_METRICS)}")
-        return names
+    def _check_module(value: Any, name: str) -> nn.Module | None:
+        if value is not None and not isinstance(value, nn.Module):
+            raise misconfigured(name, value, "None or an nn.Module")
+        return value
+
+    def _check_segmenter(self, segmenter: Any, masks: Any, num_mask_classes: Any) -> None:
+        self.segmenter = self._check_module(segmenter, "segmenter")
+        self.num_mask_classes = check_optional_int(num_mask_classes, "num_mask_classes", 1)
+        self.masks = None if masks is None else check_fixed_order_loader(masks, "masks")
+        given = [segmenter is not None, masks is not None, num_mask_classes is not None]
+        if any(given) and not all(given):
+            raise MisconfigurationException(
+                "A segmenter evaluation needs `segmenter`, `masks` and `num_mask_classes` together, got "
+                f"segmenter={segmenter!r}, masks={masks!r}, num_mask_classes={num_mask_classes!r}."
+            )
+
+    def _check_feature_extractor(self, value: Any) -> dict[str, nn.Module | None]:
+        """One extractor (or ``None``, the standard Inception) per metric name."""
+        if value is None or isinstance(value, nn.Module):
+            return dict.fromkeys(self.metric_names, value)
+        if not isinstance(value, Mapping) or any(
+            name not in self.metric_names or not (module is None or isinstance(module, nn.Module))
+            for name, module in value.items()
+        ):
+            raise misconfigured(
+                "feature_extractor", value, f"None, an nn.Module, or a mapping from {self.metric_names} to them"
+            )
+        return {name: value.get(name) for name in self.metric_names}
 
     def _check_metric_kwargs(self, metric_kwargs: Any) -> dict[str, dict[str, Any]]:
         if metric_kwargs is None:
             return {}
+        names = self.metric_names + (self.reconstruction_metrics if self.reconstruct is not None else ())
         if not isinstance(metric_kwargs, Mapping) or any(
-            name not in self.metric_names or not isinstance(kwargs, Mapping) for name, kwargs in metric_kwargs.items()
+            name not in names or not isinstance(kwargs, Mapping) for name, kwargs in metric_kwargs.items()
         ):
-            raise _misconfigured("metric_kwargs", metric_kwargs, f"a mapping from {self.metric_names} to dicts")
-        reserved = {"feature", "input_range", "reset_real_features", "real_statistics"}
+            raise misconfigured("metric_kwargs", metric_kwargs, f"a mapping from {names} to dicts")
+        reserved = {"feature", "input_range", "reset_real_features", "real_statistics", "data_range", "normalize"}
         if any(reserved & set(kwargs) for kwargs in metric_kwargs.values()):
-            raise _misconfigured("metric_kwargs", metric_kwargs, f"free of the callback-managed {sorted(reserved)}")
+            raise misconfigured("metric_kwargs", metric_kwargs, f"free of the callback-managed {sorted(reserved)}")
         out = {name: dict(kwargs) for name, kwargs in metric_kwargs.items()}
         subset_size = out.get("kid", {}).get("subset_size", _KID_DEFAULT_SUBSET_SIZE)
         if "kid" in self.metric_names and subset_size > self.num_samples:
@@ -241,7 +399,7 @@ class GenerativeMetricsCallback(Callback):
     @staticmethod
     def _check_sampler(sampler: Any) -> Any:
         if not callable(sampler):
-            raise _misconfigured(
+            raise misconfigured(
                 "sampler", sampler, "a sampler with `output_range`, or a function of the LightningModule"
             )
         if hasattr(sampler, "output_range"):
@@ -251,24 +409,18 @@ class GenerativeMetricsCallback(Callback):
                 raise MisconfigurationException(f"Invalid `sampler` {sampler!r}: {error}") from error
         return sampler
 
-    @staticmethod
-    def _check_guidance(guidance: Any) -> tuple[float, ...] | None:
-        if guidance is None:
-            return None
-        values = tuple(guidance) if isinstance(guidance, Sequence) and not isinstance(guidance, str) else ()
-        if (
-            not values
-            or any(isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) for w in values)
-            or any(w < -1 for w in values)
-            or len(set(values)) != len(values)
-        ):
-            raise _misconfigured("guidance", guidance, "None or a non-empty sequence of distinct numbers >= -1")
-        return tuple(float(w) for w in values)
-
-    def _check_sampler_guidance(self) -> None:
+    def _check_sampler_setup(self) -> None:
+        """The checks that need the resolved sampler: guidance sweep and the classifier's class count."""
+        sampler = self.sampler
+        if self.classifier is not None and self.num_classes is None:
+            count = getattr(sampler, "num_classes", None)
+            if not isinstance(count, int) or count < 2:
+                raise MisconfigurationException(
+                    f"A `classifier` needs `num_classes`, or a sampler with `num_classes`; got {sampler!r}."
+                )
+            self.num_classes = count
         if self.guidance is None:
             return
-        sampler = self.sampler
         if not isinstance(sampler, DiffusionSampler):
             raise MisconfigurationException(
                 f"A guidance sweep (`guidance`={list(self.guidance)}) needs a DiffusionSampler, got {sampler!r}."
@@ -284,16 +436,16 @@ class GenerativeMetricsCallback(Callback):
         try:
             return check_input_range(value)
         except (TypeError, ValueError) as error:
-            raise _misconfigured("real_input_range", value, "None, (0, 1) or (-1, 1)") from error
+            raise misconfigured("real_input_range", value, "None, (0, 1) or (-1, 1)") from error
 
     def _check_real(self, real: Any) -> tuple[DataLoader | None, ReferenceStatistics | None]:
+        needs_real = bool({"fid", "kid"} & set(self.metric_names))
+        if real is None:
+            if needs_real:
+                raise misconfigured("real", real, f"real images or statistics for {self.metric_names}")
+            return None, None
         if isinstance(real, DataLoader):
-            if isinstance(real.sampler, RandomSampler):
-                raise MisconfigurationException(
-                    f"Expected `real` to iterate in a fixed order (every rank reads its share of the batches), "
-                    f"got a shuffling DataLoader ({real!r}); create it with shuffle=False."
-                )
-            return real, None
+            return check_fixed_order_loader(real, "real"), None
         if isinstance(real, ReferenceStatistics):
             statistics = real
         elif isinstance(real, (str, os.PathLike)):
@@ -302,13 +454,22 @@ class GenerativeMetricsCallback(Callback):
             except (OSError, ValueError) as error:
                 raise MisconfigurationException(f"Cannot use `real`={str(real)!r} as statistics: {error}") from error
         else:
-            raise _misconfigured("real", real, "a DataLoader, a statistics file path or ReferenceStatistics")
+            raise misconfigured("real", real, "a DataLoader, a statistics file path or ReferenceStatistics")
         if "kid" in self.metric_names:
             raise MisconfigurationException(
                 f"KID needs real features, not statistics; got `real`={real!r} with metrics={self.metric_names}. "
                 "Pass a DataLoader of real images, or drop 'kid'."
             )
         return None, statistics
+
+    def _check_reconstruction_data(self, data: Any) -> DataLoader | None:
+        if data is not None:
+            return check_fixed_order_loader(data, "reconstruction_data")
+        if self.reconstruct is not None and self._real_loader is None:
+            raise MisconfigurationException(
+                "`reconstruct` needs images to reconstruct: pass `reconstruction_data` (or `real` as a DataLoader)."
+            )
+        return self._real_loader if self.reconstruct is not None else None
 
     # State ---------------------------------------------------------------------------------------------------
 
@@ -318,27 +479,32 @@ class GenerativeMetricsCallback(Callback):
         return self._generate_state_key(prefix=self.prefix, metrics=self.metric_names, seed=self.seed)
 
     @property
-    def history(self) -> list[dict[str, float]]:
-        """One record per evaluation: ``epoch``, ``global_step``, the logged values (unprefixed), ``eval_seconds``."""
+    def history(self) -> list[dict[str, Any]]:
+        """One record per evaluation: ``epoch``, ``global_step``, ``ema`` (whether averaged weights were used),
+        the logged values (unprefixed) and ``eval_seconds`` with its split ``seconds/<phase>``."""
         return [dict(record) for record in self._history]
 
     @property
     def best(self) -> dict[str, float]:
-        """The best value so far of each metric (``fid``, ``is``, ``kid``), by its ``higher_is_better``."""
+        """The best value so far of each reported metric (``fid``, ``is``, ``accuracy``, ...), by its direction."""
         return dict(self._best)
 
     @property
     def cache_key(self) -> str | None:
-        """The key of the real statistics, once computed (or restored from a checkpoint)."""
-        return self._cache_key
+        """The key of the real statistics, once the real data are fingerprinted (or restored from a checkpoint)."""
+        if self._data_key is None or not self.metrics:
+            return None
+        extractor = (self.metrics.get("fid") or self.metrics.get("kid") or next(iter(self.metrics.values()))).extractor
+        return real_cache_key(*self._data_key, extractor.provenance_fields(), self._real_range())
 
     @override
     def state_dict(self) -> dict[str, Any]:
         return {
             "history": self.history,
             "best": self.best,
-            "cache_key": self._cache_key,
+            "data_key": None if self._data_key is None else list(self._data_key),
             "last_evaluated_epoch": self._last_evaluated_epoch,
+            "last_evaluated_step": self._last_evaluated_step,
             "seed": self.seed,
             "num_samples": self.num_samples,
             "num_images": self.num_images,
@@ -348,8 +514,10 @@ class GenerativeMetricsCallback(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._history = [dict(record) for record in state_dict.get("history", [])]
         self._best = dict(state_dict.get("best", {}))
-        self._cache_key = state_dict.get("cache_key")
+        data_key = state_dict.get("data_key")
+        self._data_key = None if data_key is None else (str(data_key[0]), int(data_key[1]))
         self._last_evaluated_epoch = state_dict.get("last_evaluated_epoch", -1)
+        self._last_evaluated_step = state_dict.get("last_evaluated_step", -1)
         saved = (state_dict.get("seed", self.seed), state_dict.get("num_samples", self.num_samples))
         if saved != (self.seed, self.num_samples):
             rank_zero_warn(
@@ -365,9 +533,14 @@ class GenerativeMetricsCallback(Callback):
             return
         if self.sampler is None:
             self.sampler = self._resolve_sampler(pl_module)
-            self._check_sampler_guidance()
-        if not self.metrics:
-            self.metrics = self._build_metrics(sampler_output_range(self.sampler))
+            self._check_sampler_setup()
+        if isinstance(self.ema, nn.Module):
+            try:
+                match_ema_target(pl_module, self.ema)
+            except ValueError as error:
+                raise MisconfigurationException(f"Invalid `ema`: {error}") from error
+        if not (self.metrics or self._class_fidelity or self._mask_fidelity or self._reconstruction):
+            self._build(sampler_output_range(self.sampler))
         if trainer.world_size > 1:
             # Lightning recommends sync_dist=True for epoch-level values under DDP; ours are already global.
             warnings.filterwarnings(
@@ -379,21 +552,35 @@ class GenerativeMetricsCallback(Callback):
     @override
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # The end-of-epoch validation, where ModelCheckpoint (on_validation_end) reads the logged values.
-        if trainer.is_last_batch and self._due(trainer):
-            self._evaluate(trainer, pl_module)
+        if trainer.is_last_batch and self._epoch_due(trainer):
+            self._evaluate(trainer, pl_module, in_validation=True)
 
     @override
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self._due(trainer):
-            self._evaluate(trainer, pl_module)
+        if self._epoch_due(trainer):
+            self._evaluate(trainer, pl_module, in_validation=False)
 
-    def _due(self, trainer: Trainer) -> bool:
-        if trainer.sanity_checking or trainer.fast_dev_run or trainer.state.fn != TrainerFn.FITTING:
-            return False
+    @override
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        step = trainer.global_step
+        if self.every_n_steps is None or not self._may_evaluate(trainer) or step == self._last_evaluated_step:
+            return
+        if step > 0 and step % self.every_n_steps == 0:
+            self._evaluate(trainer, pl_module, in_validation=False, in_batch_hook=True)
+
+    @staticmethod
+    def _may_evaluate(trainer: Trainer) -> bool:
+        return not (trainer.sanity_checking or trainer.fast_dev_run or trainer.state.fn != TrainerFn.FITTING)
+
+    def _epoch_due(self, trainer: Trainer) -> bool:
         epoch = trainer.current_epoch
-        if epoch == self._last_evaluated_epoch:
+        if not self._may_evaluate(trainer) or epoch == self._last_evaluated_epoch:
             return False
-        on_cadence = (epoch + 1) % self.every_n_epochs == 0
+        if trainer.global_step == self._last_evaluated_step:
+            return False  # a step evaluation has just logged the values of this model
+        on_cadence = self.every_n_epochs is not None and (epoch + 1) % self.every_n_epochs == 0
         last = self.evaluate_on_last_epoch and trainer.max_epochs is not None and epoch + 1 == trainer.max_epochs
         return on_cadence or last
 
@@ -409,28 +596,48 @@ class GenerativeMetricsCallback(Callback):
             raise MisconfigurationException(f"The `sampler` function returned {sampler!r}: {error}") from error
         return sampler
 
+    def _real_range(self) -> InputRange:
+        return self.real_input_range or sampler_output_range(self.sampler)
+
+    def _build(self, input_range: InputRange) -> None:
+        self.metrics = self._build_metrics(input_range)
+        if self.classifier is not None:
+            self._class_fidelity = ClassFidelity(self.classifier, self.num_classes, input_range)
+        if self.segmenter is not None:
+            self._mask_fidelity = MaskFidelity(self.segmenter, self.num_mask_classes, input_range)
+        if self.reconstruct is not None:
+            kwargs = {name: self.metric_kwargs.get(name, {}) for name in self.reconstruction_metrics}
+            self._reconstruction = ReconstructionQuality(self.reconstruction_metrics, self._real_range(), kwargs)
+
     def _build_metrics(self, input_range: InputRange) -> dict[str, nn.Module]:
-        pool, logits = self.feature_extractor, self.feature_extractor
-        if self.feature_extractor is None:
+        extractors: dict[str, Any] = dict(self.feature_extractor)
+        if extractors.get("is", "") is None:
+            extractors["is"] = "logits_unbiased"
+        pool_users = [name for name in ("fid", "kid") if name in extractors and extractors[name] is None]
+        if pool_users:
             from lightning_genmetrics.features.inception import FIDInceptionV3
 
             # One network for FID and KID: the same features, extracted by the same weights.
-            pool = FIDInceptionV3("2048") if {"fid", "kid"} & set(self.metric_names) else None
-            logits = "logits_unbiased"
+            pool = FIDInceptionV3("2048")
+            extractors.update(dict.fromkeys(pool_users, pool))
         metrics: dict[str, nn.Module] = {}
         for name in self.metric_names:
             kwargs = dict(self.metric_kwargs.get(name, {}))
             if name == "is":
-                metrics[name] = InceptionScore(logits, input_range=input_range, **kwargs)
+                metrics[name] = InceptionScore(extractors[name], input_range=input_range, **kwargs)
             elif name == "kid":
                 metrics[name] = KernelInceptionDistance(
-                    pool, input_range=input_range, reset_real_features=False, **kwargs
+                    extractors[name], input_range=input_range, reset_real_features=False, **kwargs
                 )
             else:
-                metrics[name] = FrechetInceptionDistance(pool, input_range=input_range, **kwargs)
+                metrics[name] = FrechetInceptionDistance(extractors[name], input_range=input_range, **kwargs)
         if self._real_statistics is not None and "fid" in metrics:
             self._use_real_statistics(metrics["fid"], self._real_statistics)
         return metrics
+
+    def _modules(self) -> list[nn.Module]:
+        extra = (self._class_fidelity, self._mask_fidelity, self._reconstruction)
+        return [*self.metrics.values(), *(module for module in extra if module is not None)]
 
     def _use_real_statistics(self, fid: nn.Module, statistics: ReferenceStatistics) -> None:
         try:
@@ -441,42 +648,74 @@ class GenerativeMetricsCallback(Callback):
 
     # Evaluation ----------------------------------------------------------------------------------------------
 
-    def _evaluate(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def _evaluate(
+        self, trainer: Trainer, pl_module: LightningModule, *, in_validation: bool, in_batch_hook: bool = False
+    ) -> None:
         self._last_evaluated_epoch = trainer.current_epoch
+        self._last_evaluated_step = trainer.global_step
         device = pl_module.device
+        timer = PhaseTimer(device)
         started = time.perf_counter()
-        for metric in self.metrics.values():
-            metric.to(device)
-        with isolated_rng(device), torch.inference_mode(), eval_mode(pl_module):
-            self._prepare_real(trainer, device)
-            values, grids = self._evaluate_samplers(trainer, device)
-        seconds = float(trainer.strategy.broadcast(time.perf_counter() - started))
-        values["eval_seconds"] = seconds
-        for name, value in values.items():
-            pl_module.log(f"{self.prefix}{name}", value, sync_dist=False, rank_zero_only=False)
-        self._record(trainer, values)
+        for module in self._modules():
+            module.to(device)
+        with (
+            isolated_rng(device),
+            torch.inference_mode(),
+            eval_mode(pl_module),
+            evaluation_weights(trainer, pl_module, self, self.ema, in_validation=in_validation) as weights,
+        ):
+            with timer("real"):
+                self._prepare_real(trainer, device)
+            values, grids, projection = self._evaluate_samplers(trainer, device, timer)
+            if self._reconstruction is not None:
+                values.update(self._evaluate_reconstruction(trainer, pl_module, device, timer))
+        seconds = {"eval_seconds": time.perf_counter() - started}
+        seconds.update({f"seconds/{phase}": value for phase, value in timer.seconds.items()})
+        # Rank 0's clock, so every rank logs the same value.
+        values.update(trainer.strategy.broadcast(seconds, src=0))
+        self._log_scalars(trainer, pl_module, values, in_batch_hook=in_batch_hook)
+        self._record(trainer, values, ema=weights == "ema")
         for suffix, images in grids.items():
             self._log_grid(trainer, images, suffix)
+        self._log_figures(trainer, values, projection)
 
-    def _evaluate_samplers(self, trainer: Trainer, device: torch.device) -> tuple[dict[str, float], dict[str, Tensor]]:
-        """The values (and rank 0's grid images) of the sampler, or of each guidance strength of the sweep."""
+    def _evaluate_samplers(
+        self, trainer: Trainer, device: torch.device, timer: PhaseTimer
+    ) -> tuple[dict[str, float], dict[str, Tensor], figures.PCAProjection | None]:
+        """The values, rank 0's grid images and the PCA projection of the sampler, or of the best strength."""
         if self.guidance is None:
-            images = self._update_generated(trainer, device, self.sampler)
-            return self._compute(), {} if images is None else {"": images}
+            values, images, projection = self._evaluate_sampler(trainer, device, self.sampler, timer, "")
+            return values, {} if images is None else {"": images}, projection
         values: dict[str, float] = {}
         grids: dict[str, Tensor] = {}
         per_w: dict[float, dict[str, float]] = {}
+        projections: dict[float, figures.PCAProjection | None] = {}
         for w in self.guidance:
             suffix = f"/w={w:g}"
-            images = self._update_generated(trainer, device, self._guided_sampler(w))
-            per_w[w] = self._compute()
+            per_w[w], images, projections[w] = self._evaluate_sampler(
+                trainer, device, self._guided_sampler(w), timer, f" w={w:g}"
+            )
             values.update({f"{name}{suffix}": value for name, value in per_w[w].items()})
             if images is not None:
                 grids[suffix] = images
         best_w = self._best_guidance(per_w)
         values.update(per_w[best_w])
         values["best_w"] = best_w
-        return values, grids
+        return values, grids, projections[best_w]
+
+    def _evaluate_sampler(
+        self, trainer: Trainer, device: torch.device, sampler: Any, timer: PhaseTimer, label: str
+    ) -> tuple[dict[str, float], Tensor | None, figures.PCAProjection | None]:
+        values: dict[str, float] = {}
+        images = projection = None
+        if self.metrics or self._class_fidelity is not None:
+            images = self._update_generated(trainer, device, sampler, timer, label)
+            with timer("compute"):
+                values = self._compute()
+                projection = self._projection(trainer)
+        if self._mask_fidelity is not None:
+            values.update(self._evaluate_masks(trainer, device, sampler, timer))
+        return values, images, projection
 
     def _guided_sampler(self, w: float) -> DiffusionSampler:
         # A shallow copy shares the model; the strengths were checked against the sampler in `setup`.
@@ -485,20 +724,157 @@ class GenerativeMetricsCallback(Callback):
         return sampler
 
     def _best_guidance(self, per_w: dict[float, dict[str, float]]) -> float:
-        """The strength with the best value of the first of FID, KID, IS that is evaluated."""
-        name = next(name for name in ("fid", "kid", "is") if name in self.metrics)
-        sign = 1.0 if self.metrics[name].higher_is_better else -1.0
+        """The strength with the best value of the first of FID, KID, IS, accuracy, mIoU that is evaluated."""
+        name = next(name for name in _BEST_GUIDANCE_BY if name in next(iter(per_w.values())))
+        sign = 1.0 if _HIGHER_IS_BETTER[name] else -1.0
         return max(per_w, key=lambda w: sign * per_w[w][name])
 
+    def _conditioning(self, begin: int, end: int) -> Tensor | None:
+        """Balanced class labels of samples ``[begin, end)`` when a classifier judges them, else the sampler's own."""
+        if self._class_fidelity is None:
+            return None
+        return torch.arange(begin, end) % self._class_fidelity.num_classes
+
+    def _progress(self, trainer: Trainer, total: int, label: str) -> Any:
+        from tqdm import tqdm
+
+        show = self.progress_bar and trainer.is_global_zero and trainer.progress_bar_callback is not None
+        return tqdm(total=total, desc=f"{self.prefix}sampling{label}", leave=False, disable=not show, unit="batch")
+
+    def _update_generated(
+        self, trainer: Trainer, device: torch.device, sampler: Any, timer: PhaseTimer, label: str
+    ) -> Tensor | None:
+        for metric in self.metrics.values():
+            metric.reset()
+        if self._class_fidelity is not None:
+            self._class_fidelity.reset()
+        start, stop = shard_bounds(self.num_samples, trainer.global_rank, trainer.world_size)
+        want_grid = self.log_images and trainer.is_global_zero
+        shown: list[Tensor] = []
+        bounds = [(begin, min(begin + self.batch_size, stop)) for begin in range(start, stop, self.batch_size)]
+        with self._progress(trainer, len(bounds), label) as bar:
+            for begin, end in bounds:
+                labels = self._conditioning(begin, end)
+                with timer("sampling"):
+                    images = sample_range(
+                        sampler, begin, end, seed=self.seed, batch_size=self.batch_size, device=device, labels=labels
+                    )
+                with timer("features"):
+                    self._update_batch(images, torch.arange(begin, end, device=device), labels)
+                if want_grid and begin < self.num_images:
+                    shown.append(images[: self.num_images - begin].cpu())
+                bar.update(1)
+        if not want_grid:
+            return None
+        # Rank 0's shard starts at sample 0; when it is shorter than the grid, rank 0 draws the rest itself.
+        have = sum(chunk.shape[0] for chunk in shown)
+        if have < self.num_images:
+            rest = sample_range(
+                sampler,
+                have,
+                self.num_images,
+                seed=self.seed,
+                batch_size=self.batch_size,
+                device=device,
+                labels=self._conditioning(have, self.num_images),
+            )
+            shown.append(rest.cpu())
+        return torch.cat(shown)
+
+    def _update_batch(self, images: Tensor, ids: Tensor, labels: Tensor | None) -> None:
+        for name, metric in self.metrics.items():
+            if name == "is":
+                metric.update(images, sample_ids=ids)
+            elif name == "kid":
+                metric.update(images, real=False, sample_ids=ids)
+            else:
+                metric.update(images, real=False)
+        if self._class_fidelity is not None and labels is not None:
+            self._class_fidelity.update(images, labels.to(images.device))
+
+    def _compute(self) -> dict[str, float]:
+        values: dict[str, float] = {}
+        for name, metric in self.metrics.items():
+            result = metric.compute()
+            if isinstance(result, tuple):
+                values[name], values[f"{name}_std"] = float(result[0]), float(result[1])
+            else:
+                values[name] = float(result)
+        if self._class_fidelity is not None:
+            values.update(self._class_fidelity.compute())
+        return values
+
+    def _evaluate_masks(
+        self, trainer: Trainer, device: torch.device, sampler: Any, timer: PhaseTimer
+    ) -> dict[str, float]:
+        """One sample per conditioning mask (batches sharded over the ranks); the segmenter's scores of them."""
+        fidelity = self._mask_fidelity
+        fidelity.reset()
+        offset = 0
+        for index, batch in enumerate(self.masks):
+            masks = batch_to_masks(batch)
+            count = masks.shape[0]
+            if index % trainer.world_size == trainer.global_rank:
+                masks = masks.to(device)
+                with timer("sampling"):
+                    images = sample_range(
+                        sampler,
+                        offset,
+                        offset + count,
+                        seed=self.seed,
+                        batch_size=self.batch_size,
+                        device=device,
+                        labels=masks,
+                    )
+                with timer("features"):
+                    fidelity.update(images, masks)
+            offset += count
+        with timer("compute"):
+            return fidelity.compute()
+
+    def _evaluate_reconstruction(
+        self, trainer: Trainer, pl_module: LightningModule, device: torch.device, timer: PhaseTimer
+    ) -> dict[str, float]:
+        quality = self._reconstruction
+        quality.reset()
+        for index, batch in enumerate(self.reconstruction_data):
+            if index % trainer.world_size != trainer.global_rank:
+                continue
+            images = batch_to_images(batch).to(device)
+            with timer("reconstruction"):
+                reconstructions = self.reconstruct(pl_module, images)
+            if not isinstance(reconstructions, Tensor):
+                raise TypeError(f"Expected `reconstruct` to return a tensor, got {type(reconstructions).__name__}.")
+            with timer("features"):
+                quality.update(images, reconstructions)
+        with timer("compute"):
+            return {f"recon/{name}": value for name, value in quality.compute().items()}
+
+    # Real side -----------------------------------------------------------------------------------------------
+
+    def _fid_key(self) -> str:
+        fid = self.metrics["fid"]
+        return real_cache_key(*self._data_key, fid.extractor.provenance_fields(), self._real_range())
+
+    def _kid_key(self) -> str:
+        kid = self.metrics["kid"]
+        base = real_cache_key(*self._data_key, kid.extractor.provenance_fields(), self._real_range())
+        return kid_cache_key(base, kid.max_samples, kid.seed)
+
     def _prepare_real(self, trainer: Trainer, device: torch.device) -> None:
-        fid = self.metrics.get("fid")
+        fid, kid = self.metrics.get("fid"), self.metrics.get("kid")
         need_fid = fid is not None and not self._fid_real_ready
-        if need_fid and self._cache_key is not None and self.cache_dir is not None:
-            statistics = self._load_cached(trainer, real_cache_path(self.cache_dir, self._cache_key))
-            if statistics is not None:
-                self._use_real_statistics(fid, statistics)
-                need_fid = False
-        need_kid = "kid" in self.metrics and not self._kid_real_ready
+        need_kid = kid is not None and not self._kid_real_ready
+        if not (need_fid or need_kid):
+            return
+        if self.cache_dir is not None:
+            if self._data_key is None and self._cache_has_files(trainer):
+                self._data_key = self._read_real(trainer, device, None)  # fingerprint only, to look the files up
+            if self._data_key is not None:
+                if need_fid and self._load_cached_fid(trainer, fid):
+                    need_fid = False
+                if need_kid and self._load_cached_kid(trainer, kid):
+                    need_kid = False
         if not (need_fid or need_kid):
             return
         temporary = None
@@ -509,101 +885,168 @@ class GenerativeMetricsCallback(Callback):
             if temporary is not None:
                 temporary.update(uint8, real=True)
             if need_kid:
-                self.metrics["kid"].update(uint8, real=True)
+                kid.update(uint8, real=True)
 
-        input_range = self.real_input_range or sampler_output_range(self.sampler)
-        fingerprint, count = read_real_images(
-            self._real_loader,
-            rank=trainer.global_rank,
-            world_size=trainer.world_size,
-            input_range=input_range,
-            device=device,
-            consume=consume,
-            reduce_sum=lambda table: trainer.strategy.reduce(table, reduce_op="sum"),
-        )
-        extractor = (fid or self.metrics["kid"]).extractor
-        self._cache_key = real_cache_key(fingerprint, count, extractor.provenance_fields(), input_range)
-        self._kid_real_ready = self._kid_real_ready or need_kid
+        self._data_key = self._read_real(trainer, device, consume)
+        if need_kid:
+            self._kid_real_ready = True
+            if self.cache_dir is not None:
+                reservoir = kid.real_reservoir()  # every rank: a collective
+                if trainer.is_global_zero:
+                    self.cache_dir.mkdir(parents=True, exist_ok=True)
+                    save_reservoir(kid_cache_path(self.cache_dir, self._kid_key()), reservoir)
         if temporary is not None:
             statistics = temporary.real_statistics()
             if trainer.is_global_zero and self.cache_dir is not None:
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
-                save_statistics(real_cache_path(self.cache_dir, self._cache_key), statistics)
+                save_statistics(real_cache_path(self.cache_dir, self._fid_key()), statistics)
             self._use_real_statistics(fid, statistics)
 
-    @staticmethod
-    def _load_cached(trainer: Trainer, path: Path) -> ReferenceStatistics | None:
+    def _read_real(
+        self, trainer: Trainer, device: torch.device, consume: Callable[[Tensor], None] | None
+    ) -> tuple[str, int]:
+        return read_real_images(
+            self._real_loader,
+            rank=trainer.global_rank,
+            world_size=trainer.world_size,
+            input_range=self._real_range(),
+            device=device,
+            consume=consume,
+            reduce_sum=lambda table: trainer.strategy.reduce(table, reduce_op="sum"),
+        )
+
+    def _cache_has_files(self, trainer: Trainer) -> bool:
+        """Whether rank 0's cache folder holds any real statistics (else a fingerprint pass cannot hit)."""
+        found = trainer.is_global_zero and self.cache_dir.is_dir() and any(self.cache_dir.glob("real-*.npz"))
+        return bool(trainer.strategy.broadcast(found, src=0))
+
+    def _load_cached_fid(self, trainer: Trainer, fid: nn.Module) -> bool:
         # Rank 0 reads the file and sends it: the other ranks need not share its filesystem.
+        path = real_cache_path(self.cache_dir, self._fid_key())
         statistics = None
         if trainer.is_global_zero and path.is_file():
             try:
                 statistics = load_statistics(path)
             except ValueError as error:
                 rank_zero_warn(f"Ignoring the real statistics cache '{path}' ({error}); recomputing them.")
-        return trainer.strategy.broadcast(statistics, src=0)
+        statistics = trainer.strategy.broadcast(statistics, src=0)
+        if statistics is None:
+            return False
+        self._use_real_statistics(fid, statistics)
+        return True
 
-    def _update_generated(self, trainer: Trainer, device: torch.device, sampler: Any) -> Tensor | None:
-        for metric in self.metrics.values():
-            metric.reset()
-        start, stop = shard_bounds(self.num_samples, trainer.global_rank, trainer.world_size)
-        want_grid = self.log_images and trainer.is_global_zero
-        shown: list[Tensor] = []
-        for begin in range(start, stop, self.batch_size):
-            end = min(begin + self.batch_size, stop)
-            images = sample_range(sampler, begin, end, seed=self.seed, batch_size=self.batch_size, device=device)
-            ids = torch.arange(begin, end, device=device)
-            for name, metric in self.metrics.items():
-                if name == "is":
-                    metric.update(images, sample_ids=ids)
-                elif name == "kid":
-                    metric.update(images, real=False, sample_ids=ids)
-                else:
-                    metric.update(images, real=False)
-            if want_grid and begin < self.num_images:
-                shown.append(images[: self.num_images - begin].cpu())
-        if not want_grid:
-            return None
-        # Rank 0's shard starts at sample 0; when it is shorter than the grid, rank 0 draws the rest itself.
-        have = sum(chunk.shape[0] for chunk in shown)
-        if have < self.num_images:
-            rest = sample_range(
-                sampler, have, self.num_images, seed=self.seed, batch_size=self.batch_size, device=device
-            )
-            shown.append(rest.cpu())
-        return torch.cat(shown)
+    def _load_cached_kid(self, trainer: Trainer, kid: nn.Module) -> bool:
+        # Rank 0 holds the whole reservoir, the others none: synchronisation merges them into the same set.
+        path = kid_cache_path(self.cache_dir, self._kid_key())
+        loaded = False
+        if trainer.is_global_zero and path.is_file():
+            try:
+                kid.load_real_reservoir(load_reservoir(path))
+                loaded = True
+            except (TypeError, ValueError) as error:
+                rank_zero_warn(f"Ignoring the KID real-feature cache '{path}' ({error}); recomputing it.")
+        loaded = bool(trainer.strategy.broadcast(loaded, src=0))
+        self._kid_real_ready = loaded
+        return loaded
 
-    def _compute(self) -> dict[str, float]:
-        values: dict[str, float] = {}
-        for name, metric in self.metrics.items():
-            result = metric.compute()
-            if isinstance(result, tuple):
-                values[name], values[f"{name}_std"] = float(result[0]), float(result[1])
-            else:
-                values[name] = float(result)
-        return values
+    # Recording and logging -----------------------------------------------------------------------------------
 
-    def _record(self, trainer: Trainer, values: dict[str, float]) -> None:
-        self._history.append({"epoch": trainer.current_epoch, "global_step": trainer.global_step, **values})
-        for name, metric in self.metrics.items():
-            value, best = values[name], self._best.get(name)
-            better = best is None or (value > best if metric.higher_is_better else value < best)
-            if better and math.isfinite(value):
+    def _record(self, trainer: Trainer, values: dict[str, float], *, ema: bool) -> None:
+        self._history.append({"epoch": trainer.current_epoch, "global_step": trainer.global_step, "ema": ema, **values})
+        for name, higher in _HIGHER_IS_BETTER.items():
+            value, best = values.get(name), self._best.get(name)
+            if value is None or not math.isfinite(value):
+                continue
+            if best is None or (value > best if higher else value < best):
                 self._best[name] = value
+
+    def _log_scalars(
+        self, trainer: Trainer, pl_module: LightningModule, values: dict[str, float], *, in_batch_hook: bool
+    ) -> None:
+        names = {f"{self.prefix}{name}": value for name, value in values.items()}
+        if not in_batch_hook:
+            for name, value in names.items():
+                # Every rank logs the same, already global, value.
+                pl_module.log(name, value, sync_dist=False, rank_zero_only=False)
+            return
+        # Lightning logs a value logged in on_train_batch_end again at the following steps until the hook logs
+        # again; a step evaluation is one point, so it goes to the loggers directly, at the step Lightning gives
+        # the values logged during this batch, and to `callback_metrics`, where ModelCheckpoint and EarlyStopping
+        # read monitored keys.
+        for logger in trainer.loggers:
+            logger.log_metrics(names, step=self._step(trainer))
+        trainer.callback_metrics.update({name: torch.tensor(value) for name, value in names.items()})
+
+    def _boards(self, trainer: Trainer, what: str) -> list[TensorBoardLogger]:
+        boards = [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+        if trainer.loggers and not boards:
+            self._warn_once(
+                "loggers",
+                f"GenerativeMetricsCallback logs its {what} to TensorBoardLogger only; the loggers "
+                f"{[type(logger).__name__ for logger in trainer.loggers]} get the scalars. Pass log_images=False "
+                "and log_figures=False to silence this.",
+            )
+        return boards
+
+    def _warn_once(self, topic: str, message: str) -> None:
+        if topic not in self._warned:
+            self._warned.add(topic)
+            rank_zero_warn(message)
+
+    @staticmethod
+    def _step(trainer: Trainer) -> int:
+        # Lightning logs the values of a batch and of an epoch's end at the step of the last optimizer step
+        # (global_step - 1); images, figures and step evaluations go beside them.
+        return max(trainer.global_step - 1, 0)
 
     def _log_grid(self, trainer: Trainer, images: Tensor, suffix: str) -> None:
         from torchvision.utils import make_grid
 
         uint8 = images_to_uint8(images, sampler_output_range(self.sampler), name="samples")
         grid = make_grid(uint8, nrow=math.ceil(math.sqrt(uint8.shape[0])), padding=1)
-        boards = [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
-        # Lightning logs epoch-end values at the step of the epoch's last optimizer step; the grid goes beside them.
-        step = max(trainer.global_step - 1, 0)
-        for logger in boards:
-            logger.experiment.add_image(f"{self.prefix}samples{suffix}", grid, global_step=step)
-        if trainer.loggers and not boards and not self._warned_images:
-            self._warned_images = True
-            rank_zero_warn(
-                "GenerativeMetricsCallback logs its sample grid to TensorBoardLogger only; the loggers "
-                f"{[type(logger).__name__ for logger in trainer.loggers]} get the scalars. Pass log_images=False "
-                "to silence this."
+        for logger in self._boards(trainer, "sample grid"):
+            logger.experiment.add_image(f"{self.prefix}samples{suffix}", grid, global_step=self._step(trainer))
+
+    def _figures_wanted(self, trainer: Trainer) -> bool:
+        """The same answer on every rank: the PCA statistics are gathered by a collective."""
+        if not self.log_figures or not any(isinstance(lg, TensorBoardLogger) for lg in trainer.loggers):
+            return False
+        if not figures.matplotlib_available():
+            self._warn_once(
+                "matplotlib",
+                "GenerativeMetricsCallback draws its figures with matplotlib, which is not installed: "
+                "`pip install lightning-genmetrics[plots]`, or pass log_figures=False.",
             )
+            return False
+        return True
+
+    def _projection(self, trainer: Trainer) -> figures.PCAProjection | None:
+        fid = self.metrics.get("fid")
+        if fid is None or not self._figures_wanted(trainer):
+            return None
+        mu_r, sigma_r, mu_g, sigma_g = fid.gaussians()
+        if not trainer.is_global_zero:
+            return None
+        if self._real_axes is None or not torch.equal(self._real_axes[0], sigma_r):
+            # The real covariance is fixed once computed: its principal axes are found once per run.
+            self._real_axes = (sigma_r, figures.principal_axes(sigma_r))
+        return figures.pca_projection(mu_r, sigma_r, mu_g, sigma_g, axes=self._real_axes[1])
+
+    def _log_figures(self, trainer: Trainer, values: dict[str, float], projection: Any) -> None:
+        if not trainer.is_global_zero or not self._figures_wanted(trainer):
+            return
+        drawn: dict[str, Any] = {}
+        epoch = trainer.current_epoch
+        if projection is not None:
+            title = f"features of real and generated images, epoch {epoch}"
+            if self.guidance is not None:
+                title += f", w={values['best_w']:g}"
+            drawn["pca"] = figures.pca_figure(projection, title=title)
+        if self.guidance is not None and {"fid", "is"} <= set(self.metric_names):
+            points = [(w, values[f"fid/w={w:g}"], values[f"is/w={w:g}"]) for w in self.guidance]
+            drawn["fid_is_tradeoff"] = figures.tradeoff_figure(points, title=f"guidance trade-off, epoch {epoch}")
+        for logger in self._boards(trainer, "figures"):
+            for name, figure in drawn.items():
+                logger.experiment.add_figure(
+                    f"{self.prefix}{name}", figure, global_step=self._step(trainer), close=False
+                )

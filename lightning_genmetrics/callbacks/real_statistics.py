@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -24,6 +26,7 @@ from lightning_genmetrics.features.preprocess import InputRange, images_to_uint8
 # Bumped when anything that changes the statistics or the key (hashing, conversion) changes.
 CACHE_PROTOCOL = "genmetrics-callback-real-v1"
 _DIGEST_BYTES = 32
+_RESERVOIR = ("n", "features", "keys")
 
 
 def batch_to_images(batch: Any) -> Tensor:
@@ -48,12 +51,13 @@ def read_real_images(
     world_size: int,
     input_range: InputRange | None,
     device: torch.device,
-    consume: Callable[[Tensor], None],
+    consume: Callable[[Tensor], None] | None,
     reduce_sum: Callable[[Tensor], Tensor],
 ) -> tuple[str, int]:
     """Feed this rank's share of the real batches (as uint8) to ``consume``; return the data fingerprint and count.
 
-    Every rank must call this (``reduce_sum`` is a collective).
+    Every rank must call this (``reduce_sum`` is a collective). With ``consume=None`` it only fingerprints the
+    data (reading and hashing, no feature extraction): enough to look the statistics up in a cache.
 
     Returns:
         The SHA-256 hex digest over all batches' pixels in iteration order, and the number of real images,
@@ -70,12 +74,55 @@ def read_real_images(
         digest.update(uint8.cpu().contiguous().numpy().tobytes())
         row = torch.tensor([*digest.digest(), uint8.shape[0]], dtype=torch.int64)
         rows[index] = row
-        consume(uint8.to(device))
+        if consume is not None:
+            consume(uint8.to(device))
     table = torch.zeros(num_batches, _DIGEST_BYTES + 1, dtype=torch.int64, device=device)
     for index, row in rows.items():
         table[index] = row.to(device)
     table = reduce_sum(table).cpu()
     return hashlib.sha256(table.numpy().tobytes()).hexdigest(), int(table[:, _DIGEST_BYTES].sum())
+
+
+def kid_cache_key(fid_style_key: str, max_samples: int | None, seed: int) -> str:
+    """The name of a KID real reservoir: the statistics key plus what decides which rows the reservoir keeps."""
+    record = {"protocol": CACHE_PROTOCOL, "key": fid_style_key, "max_samples": max_samples, "seed": seed}
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+
+def save_reservoir(path: str | os.PathLike[str], reservoir: dict[str, Tensor]) -> None:
+    """Write a KID real reservoir (``n``, ``features``, ``keys``) with a SHA-256 of its bytes, atomically."""
+    arrays = {name: reservoir[name].numpy() for name in _RESERVOIR}
+    arrays["sha256"] = np.frombuffer(_reservoir_digest(arrays), dtype=np.uint8)
+    path = Path(path)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(partial, "wb") as file:
+        np.savez(file, **arrays)
+    partial.replace(path)
+
+
+def load_reservoir(path: str | os.PathLike[str]) -> dict[str, Tensor]:
+    """Read a file of ``save_reservoir``.
+
+    Raises:
+        ValueError: an unreadable file, missing arrays, or bytes that do not match the stored SHA-256.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in (*_RESERVOIR, "sha256")}
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise ValueError(f"cannot read a KID reservoir from '{path}': {error}") from error
+    if arrays.pop("sha256").tobytes() != _reservoir_digest(arrays):
+        raise ValueError(f"the KID reservoir '{path}' does not match its checksum (a corrupt or edited file)")
+    return {name: torch.from_numpy(array.copy()) for name, array in arrays.items()}
+
+
+def _reservoir_digest(arrays: dict[str, np.ndarray]) -> bytes:
+    digest = hashlib.sha256()
+    for name in _RESERVOIR:
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.digest()
 
 
 def real_cache_key(data_fingerprint: str, num_samples: int, provenance: dict[str, str], input_range: Any) -> str:
@@ -99,3 +146,8 @@ def real_cache_key(data_fingerprint: str, num_samples: int, provenance: dict[str
 def real_cache_path(cache_dir: str | os.PathLike[str], key: str) -> Path:
     """Where the statistics named ``key`` live in ``cache_dir``."""
     return Path(cache_dir) / f"real-statistics-{key}.npz"
+
+
+def kid_cache_path(cache_dir: str | os.PathLike[str], key: str) -> Path:
+    """Where the KID real reservoir named ``key`` lives in ``cache_dir``."""
+    return Path(cache_dir) / f"real-kid-{key}.npz"

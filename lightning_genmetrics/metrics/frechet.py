@@ -209,6 +209,33 @@ class FrechetDistance(SufficientStatisticMetric):
 
         return Provenance(package_version=__version__)
 
+    def gaussians(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The real and generated means and covariances (float64, over all ranks): ``(mu_r, sigma_r, mu_g, sigma_g)``.
+
+        Under DDP every rank must call it (the states are all-reduced, as in ``compute``).
+
+        Raises:
+            RuntimeError: fewer than two generated or (accumulated) real samples.
+
+        Example:
+            >>> import torch
+            >>> metric = FrechetDistance(num_features=2)
+            >>> metric.update(torch.tensor([[0.0, 0.0], [2.0, 0.0]]), real=True)
+            >>> metric.update(torch.tensor([[1.0, 1.0], [1.0, 3.0]]), real=False)
+            >>> [t.tolist() for t in metric.gaussians()]
+            [[1.0, 0.0], [[2.0, 0.0], [0.0, 0.0]], [1.0, 2.0], [[0.0, 0.0], [0.0, 2.0]]]
+        """
+        with self.sync_context(should_sync=self._to_sync):
+            n_fake, n_real = int(self.fake_n), int(self.real_n)
+            if n_fake < 2 or (self._reference is None and n_real < 2):
+                raise RuntimeError(
+                    f"{type(self).__name__} needs at least 2 real and 2 generated samples, got {n_real} real and "
+                    f"{n_fake} generated."
+                )
+            mu_r, sigma_r = self._real_gaussian()
+            mu_f, sigma_f = moments_to_covariance(self._moments("fake"))
+            return mu_r.clone(), sigma_r.clone(), mu_f.clone(), sigma_f.clone()
+
     def real_statistics(self) -> ReferenceStatistics:
         """The real side's mean and covariance (over all ranks) with their provenance.
 

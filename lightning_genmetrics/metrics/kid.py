@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics.utilities.distributed import gather_all_tensors
 
-from lightning_genmetrics._checks import check_bool, check_positive_int
+from lightning_genmetrics._checks import check_bool, check_finite, check_positive_int
 from lightning_genmetrics.features.extractor import ImageFeatures, InputRange
 from lightning_genmetrics.functional.kid import kernel_inception_distance
 from lightning_genmetrics.functional.sampling import bottom_k
@@ -191,6 +191,63 @@ class KernelInceptionDistance(SufficientStatisticMetric):
             coef0=self.coef0,
             seed=self.seed,
         )
+
+    def real_reservoir(self) -> dict[str, Tensor]:
+        """The real side over all ranks (every rank must call it): ``n`` images seen, the reservoir's ``features``
+        ``[K, D]`` and their ``keys`` ``[K]``, on the CPU. ``load_real_reservoir`` puts it back.
+
+        Example:
+            >>> import torch
+            >>> kid = KernelInceptionDistance(torch.nn.Flatten(), subset_size=2, input_range=(0, 1), max_samples=3)
+            >>> kid.update(torch.rand(5, 3, 2, 2), real=True)
+            >>> state = kid.real_reservoir()
+            >>> int(state["n"]), tuple(state["features"].shape)
+            (5, (3, 12))
+            >>> other = KernelInceptionDistance(torch.nn.Flatten(), subset_size=2, input_range=(0, 1), max_samples=3)
+            >>> other.load_real_reservoir(state)
+            >>> torch.equal(other.real_reservoir()["keys"], state["keys"])
+            True
+        """
+        with self.sync_context(should_sync=self._to_sync):
+            order = torch.sort(self.real_keys, stable=True).indices
+            return {
+                "n": self.real_n.detach().cpu().clone(),
+                "features": self.real_features[order].detach().cpu().clone(),
+                "keys": self.real_keys[order].detach().cpu().clone(),
+            }
+
+    def load_real_reservoir(self, state: dict[str, Tensor]) -> None:
+        """Replace the real side with a ``real_reservoir()``. Under DDP load it on one rank and leave the others
+        empty (``reset_real_features=False`` keeps them so): synchronisation merges the ranks' reservoirs.
+
+        Raises:
+            TypeError: entries that are not tensors of the expected dtypes.
+            ValueError: entries of inconsistent shapes, more rows than ``max_samples`` or ``n``, another feature
+                size than the metric's, or NaN/Inf features.
+        """
+        n, features, keys = state.get("n"), state.get("features"), state.get("keys")
+        if not all(isinstance(value, Tensor) for value in (n, features, keys)):
+            raise TypeError("Expected a reservoir with tensors `n`, `features` and `keys`.")
+        if not features.is_floating_point() or keys.dtype != torch.int64 or n.dtype != torch.int64:
+            raise TypeError(
+                f"Expected float `features`, int64 `keys` and `n`, got {features.dtype}, {keys.dtype}, {n.dtype}."
+            )
+        k = keys.shape[0]
+        bad_shape = features.ndim != 2 or keys.ndim != 1 or features.shape[0] != k or n.ndim != 0 or int(n) < k
+        if bad_shape or (self.max_samples is not None and k > self.max_samples):
+            raise ValueError(
+                f"Expected a reservoir of at most max_samples={self.max_samples} rows and n >= rows, got features "
+                f"{tuple(features.shape)}, keys {tuple(keys.shape)}, n {n.tolist()}."
+            )
+        if self.num_features is not None and features.shape[1] != self.num_features:
+            raise ValueError(f"Expected {self.num_features} features per image, got {tuple(features.shape)}.")
+        check_finite(features, "features")
+        if self.num_features is None:
+            self._allocate(features.shape[1])
+        device = self.real_n.device
+        self.real_n = n.to(device).clone()
+        self.real_features = features.to(device, torch.float32).clone()
+        self.real_keys = keys.to(device).clone()
 
     def _merge_state(self, other: dict[str, Any]) -> None:
         self._adopt_size(other["real_features"].shape[1])

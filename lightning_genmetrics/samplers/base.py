@@ -151,7 +151,8 @@ def sample_range(
         seed: the stream's base seed, in ``[0, 2**64)``.
         batch_size: the most samples per call to ``sampler``.
         device: where the samples are computed and returned.
-        labels: class labels of the samples ``[start, stop)`` (length ``stop - start``), or ``None``.
+        labels: the conditioning of the samples ``[start, stop)``: class labels ``[stop - start]`` or any
+            per-sample tensor ``[stop - start, ...]`` (e.g. segmentation masks), or ``None``.
         generator_device: where the per-sample generators draw.
 
     Returns:
@@ -180,9 +181,10 @@ def sample_range(
     check_positive_int(batch_size, "batch_size")
     if labels is not None:
         check_tensor(labels, "labels")
-        if labels.ndim != 1 or labels.shape[0] != stop - start:
+        if labels.ndim == 0 or labels.shape[0] != stop - start:
             raise ValueError(
-                f"Expected `labels` to have shape [stop - start] = [{stop - start}], got shape {tuple(labels.shape)}."
+                f"Expected `labels` to have shape [stop - start, ...] = [{stop - start}, ...], got shape "
+                f"{tuple(labels.shape)}."
             )
     chunks = []
     for begin in range(start, stop, batch_size) if stop > start else [start]:
@@ -297,15 +299,21 @@ def check_generators(generator: Any, num_samples: int) -> Generators:
 
 
 def check_labels(labels: Any, num_samples: int, num_classes: int | None) -> Tensor | None:
-    """Return integer class ``labels`` of shape ``[num_samples]`` (in ``[0, num_classes)`` when given)."""
+    """Return integer ``labels``: class indices ``[num_samples]`` in ``[0, num_classes)`` when ``num_classes`` is
+    given, else any integer conditioning ``[num_samples, ...]`` (class indices, or label maps such as masks)."""
     if labels is None:
         return None
     check_tensor(labels, "labels")
     if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
         raise TypeError(f"Expected `labels` to be an integer tensor of class indices, got dtype {labels.dtype}.")
-    if labels.ndim != 1 or labels.shape[0] != num_samples:
+    if num_classes is not None and (labels.ndim != 1 or labels.shape[0] != num_samples):
         raise ValueError(
             f"Expected `labels` to have shape [num_samples] = [{num_samples}], got shape {tuple(labels.shape)}."
+        )
+    if labels.ndim == 0 or labels.shape[0] != num_samples:
+        raise ValueError(
+            f"Expected `labels` to have shape [num_samples, ...] = [{num_samples}, ...], got shape "
+            f"{tuple(labels.shape)}."
         )
     if num_classes is not None and labels.numel() > 0:
         low, high = int(labels.min()), int(labels.max())

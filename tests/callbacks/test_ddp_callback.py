@@ -7,10 +7,18 @@ from pathlib import Path
 import pytest
 import torch
 from lightning.pytorch import LightningModule, Trainer
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, TensorDataset
 
+from lightning_genmetrics import CallableSampler
 from lightning_genmetrics.callbacks import GenerativeMetricsCallback
-from tests.callbacks.test_generative_metrics import CountingImages, TinyGAN, gan_sampler, make_trainer, train_loader
+from tests.callbacks.test_callback_evaluations import (
+    BrightnessClassifier,
+    ConditionalGAN,
+    ThresholdSegmenter,
+    conditional_sampler,
+    masks_to_images,
+)
+from tests.callbacks.test_generative_metrics import CountingImages, gan_sampler, make_trainer, train_loader
 from tests.helpers import TinyFeatureNet
 
 pytestmark = pytest.mark.ddp
@@ -23,7 +31,8 @@ class RecordingCallback(GenerativeMetricsCallback):
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         record = {"history": self.history, "cache_key": self.cache_key}
-        torch.save(record, self.out_dir / f"rank{trainer.global_rank}-of-{trainer.world_size}.pt")
+        name = self.prefix.strip("/")
+        torch.save(record, self.out_dir / f"{name}-rank{trainer.global_rank}-of-{trainer.world_size}.pt")
 
 
 def make_recording_callback(out_dir: Path) -> RecordingCallback:
@@ -42,20 +51,66 @@ def make_recording_callback(out_dir: Path) -> RecordingCallback:
     return callback
 
 
+def make_conditional_callback(out_dir: Path) -> RecordingCallback:
+    """Classifier accuracy/AUROC (23 samples: 11 and 12 per rank) and reconstruction metrics (10 images in batches
+    of 4: 6 and 4 per rank)."""
+    callback = RecordingCallback(
+        conditional_sampler,
+        None,
+        metrics=(),
+        num_samples=23,
+        batch_size=5,
+        prefix="cond/",
+        classifier=BrightnessClassifier(),
+        reconstruct=shrink,
+        reconstruction_data=DataLoader(
+            TensorDataset(torch.rand(10, 3, 8, 8, generator=torch.Generator().manual_seed(3))), batch_size=4
+        ),
+        reconstruction_metrics=("ssim", "psnr"),
+        metric_kwargs={"ssim": {"kernel_size": 3}},
+    )
+    callback.out_dir = out_dir
+    return callback
+
+
+def make_mask_callback(out_dir: Path) -> RecordingCallback:
+    """A segmenter on 10 mask-conditioned samples in batches of 4: 6 and 4 per rank."""
+    masks = torch.randint(0, 3, (10, 8, 8), generator=torch.Generator().manual_seed(6))
+    callback = RecordingCallback(
+        CallableSampler(masks_to_images, output_range=(0, 1)),
+        None,
+        metrics=(),
+        prefix="mask/",
+        segmenter=ThresholdSegmenter(),
+        masks=DataLoader(TensorDataset(masks), batch_size=4),
+        num_mask_classes=3,
+        num_samples=4,
+    )
+    callback.out_dir = out_dir
+    return callback
+
+
+def shrink(pl_module: LightningModule, images: torch.Tensor) -> torch.Tensor:
+    return images * 0.8 + 0.1
+
+
 @pytest.mark.timeout(240)
 def test_two_processes_log_the_one_process_values(tmp_path: Path) -> None:
     results = {}
     for world_size in (1, 2):
         options = {"strategy": "ddp_spawn", "devices": 2} if world_size == 2 else {}
-        trainer = make_trainer(
-            tmp_path / str(world_size), [make_recording_callback(tmp_path)], max_epochs=2, logger=False, **options
-        )
+        callbacks = [
+            make_recording_callback(tmp_path),
+            make_conditional_callback(tmp_path),
+            make_mask_callback(tmp_path),
+        ]
+        trainer = make_trainer(tmp_path / str(world_size), callbacks, max_epochs=2, logger=False, **options)
         # lr = 0: DDP training sees other batches than one process, so only a fixed generator compares.
-        trainer.fit(TinyGAN(lr=0.0), train_loader())
+        trainer.fit(ConditionalGAN(lr=0.0), train_loader())
         results[world_size] = trainer.callback_metrics
 
-    one = torch.load(tmp_path / "rank0-of-1.pt", weights_only=False)
-    ranks = [torch.load(tmp_path / f"rank{rank}-of-2.pt", weights_only=False) for rank in range(2)]
+    one = torch.load(tmp_path / "gen-rank0-of-1.pt", weights_only=False)
+    ranks = [torch.load(tmp_path / f"gen-rank{rank}-of-2.pt", weights_only=False) for rank in range(2)]
     assert ranks[0]["history"] == ranks[1]["history"]  # every rank computed, and got, the global values
     assert ranks[0]["cache_key"] == ranks[1]["cache_key"] == one["cache_key"]
     assert len(one["history"]) == len(ranks[0]["history"]) == 2
@@ -64,3 +119,14 @@ def test_two_processes_log_the_one_process_values(tmp_path: Path) -> None:
         for key in ("fid", "is", "is_std", "kid", "kid_std"):
             assert distributed[key] == pytest.approx(single[key], rel=1e-7, abs=1e-9), key
     assert results[2]["gen/fid"].item() == pytest.approx(results[1]["gen/fid"].item(), rel=1e-6)
+    for name, keys in (
+        ("cond", ("accuracy", "balanced_accuracy", "auroc", "recon/ssim", "recon/psnr")),
+        ("mask", ("miou", "pixel_accuracy", "mdice")),
+    ):
+        single = torch.load(tmp_path / f"{name}-rank0-of-1.pt", weights_only=False)["history"]
+        shards = [torch.load(tmp_path / f"{name}-rank{rank}-of-2.pt", weights_only=False)["history"] for rank in (0, 1)]
+        assert shards[0] == shards[1]
+        assert len(single) == len(shards[0]) == 2
+        for one_process, two_processes in zip(single, shards[0], strict=True):
+            for key in keys:
+                assert two_processes[key] == pytest.approx(one_process[key], rel=1e-12), (name, key)

@@ -122,7 +122,8 @@ def test_empty_range():
         ({"seed": 2**64}, ValueError, r"`seed` to be below 2\*\*64, got 18446744073709551616"),
         ({"seed": 1.0}, TypeError, r"`seed` to be an int, got 1.0"),
         ({"batch_size": 0}, ValueError, r"`batch_size` to be an int >= 1, got 0"),
-        ({"labels": torch.tensor([1, 2])}, ValueError, r"shape \[stop - start\] = \[4\], got shape \(2,\)"),
+        ({"labels": torch.tensor([1, 2])}, ValueError, r"shape \[stop - start, ...\] = \[4, ...\], got shape \(2,\)"),
+        ({"labels": torch.tensor(1)}, ValueError, r"got shape \(\)"),
         ({"sampler": "gan"}, TypeError, r"`sampler` to be callable, got str"),
     ],
 )  # fmt: skip

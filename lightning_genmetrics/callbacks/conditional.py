@@ -1,0 +1,140 @@
+"""Conditional fidelity: do generated samples show what they were conditioned on?
+
+- ``ClassFidelity``: a classifier reads class-conditional samples; accuracy (from a confusion matrix) and
+  one-vs-rest AUROC (binned histograms) of its logits against the conditioning labels.
+- ``MaskFidelity``: a segmenter reads mask-conditioned samples; mean IoU, pixel accuracy and mean Dice of its
+  label maps against the conditioning masks.
+
+Both keep only the metrics' sufficient statistics (a ``C × C`` confusion matrix, ``2 × C × T``
+histograms), so under DDP each rank scores its shard and ``compute`` all-reduces them. The networks get
+the images as the feature extractors do: uint8-quantised, then float RGB in ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from lightning_genmetrics.features.preprocess import InputRange, images_to_uint8
+from lightning_genmetrics.metrics import AUROC, SegmentationMetrics
+
+
+def _network_input(network: nn.Module, images: Tensor, input_range: InputRange) -> Tensor:
+    dtype = next((p.dtype for p in network.parameters() if p.is_floating_point()), torch.float32)
+    return images_to_uint8(images, input_range, name="samples").to(dtype) / 255
+
+
+def _run(network: nn.Module, inputs: Tensor) -> Tensor:
+    was_training = network.training
+    network.eval()
+    try:
+        with torch.no_grad():
+            return network(inputs)
+    finally:
+        network.train(was_training)
+
+
+class ClassFidelity(nn.Module):
+    """Accuracy and AUROC of ``classifier`` on samples against the labels they were conditioned on.
+
+    Args:
+        classifier: images ``[N, 3, H, W]`` in ``[0, 1]`` -> logits ``[N, num_classes]``.
+        num_classes: the number of classes.
+        input_range: the range of the samples, ``(0, 1)`` or ``(-1, 1)``.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> classifier = nn.Sequential(nn.Flatten(), nn.Linear(3 * 2 * 2, 2))
+        >>> fidelity = ClassFidelity(classifier, 2, (0.0, 1.0))
+        >>> fidelity.update(torch.rand(6, 3, 2, 2), torch.tensor([0, 1, 0, 1, 0, 1]))
+        >>> sorted(fidelity.compute())
+        ['accuracy', 'auroc', 'balanced_accuracy']
+    """
+
+    def __init__(self, classifier: nn.Module, num_classes: int, input_range: InputRange) -> None:
+        super().__init__()
+        self.classifier = classifier
+        self.num_classes = num_classes
+        self.input_range = input_range
+        self.confusion = SegmentationMetrics(num_classes)
+        self.auroc = AUROC("multiclass", num_classes=num_classes, input="logits")
+
+    def reset(self) -> None:
+        self.confusion.reset()
+        self.auroc.reset()
+
+    def update(self, images: Tensor, labels: Tensor) -> None:
+        """Score a batch of samples conditioned on ``labels`` ``[N]``.
+
+        Raises:
+            TypeError: the classifier returns something other than a tensor.
+            ValueError: its output is not ``[N, num_classes]``, or holds NaN/Inf.
+        """
+        logits = _run(self.classifier, _network_input(self.classifier, images, self.input_range))
+        expected = (images.shape[0], self.num_classes)
+        if not isinstance(logits, Tensor):
+            raise TypeError(f"Expected the classifier to return logits, got {type(logits).__name__}.")
+        if tuple(logits.shape) != expected:
+            raise ValueError(f"Expected the classifier to return logits of shape {list(expected)}, got {logits.shape}.")
+        targets = labels.to(logits.device)
+        self.confusion.update(logits, targets)
+        self.auroc.update(logits, targets)
+
+    def compute(self) -> dict[str, float]:
+        """``accuracy``, ``balanced_accuracy`` (the mean per-class recall) and macro one-vs-rest ``auroc``."""
+        scores = self.confusion.compute()
+        return {
+            "accuracy": float(scores["pixel_accuracy"]),
+            "balanced_accuracy": float(scores["mean_class_accuracy"]),
+            "auroc": float(self.auroc.compute()),
+        }
+
+
+class MaskFidelity(nn.Module):
+    """Mean IoU, pixel accuracy and mean Dice of ``segmenter`` on samples against their conditioning masks.
+
+    Args:
+        segmenter: images ``[N, 3, H, W]`` in ``[0, 1]`` -> class scores ``[N, C, H, W]`` or labels ``[N, H, W]``.
+        num_classes: the number of classes ``C``.
+        input_range: the range of the samples, ``(0, 1)`` or ``(-1, 1)``.
+        ignore_index: a mask value whose pixels are not counted.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> segmenter = nn.Conv2d(3, 2, 1)
+        >>> fidelity = MaskFidelity(segmenter, 2, (0.0, 1.0))
+        >>> fidelity.update(torch.rand(2, 3, 4, 4), torch.randint(0, 2, (2, 4, 4)))
+        >>> sorted(fidelity.compute())
+        ['mdice', 'miou', 'pixel_accuracy']
+    """
+
+    def __init__(
+        self, segmenter: nn.Module, num_classes: int, input_range: InputRange, ignore_index: int | None = None
+    ) -> None:
+        super().__init__()
+        self.segmenter = segmenter
+        self.input_range = input_range
+        self.scores = SegmentationMetrics(num_classes, ignore_index)
+
+    def reset(self) -> None:
+        self.scores.reset()
+
+    def update(self, images: Tensor, masks: Tensor) -> None:
+        """Score a batch of samples conditioned on ``masks`` ``[N, H, W]``.
+
+        Raises:
+            TypeError: the segmenter returns something other than a tensor.
+            ValueError: its output does not fit the masks (see ``SegmentationMetrics.update``).
+        """
+        out: Any = _run(self.segmenter, _network_input(self.segmenter, images, self.input_range))
+        if not isinstance(out, Tensor):
+            raise TypeError(f"Expected the segmenter to return a tensor, got {type(out).__name__}.")
+        self.scores.update(out, masks.to(out.device))
+
+    def compute(self) -> dict[str, float]:
+        scores = self.scores.compute()
+        return {name: float(scores[name]) for name in ("miou", "pixel_accuracy", "mdice")}

@@ -1,0 +1,87 @@
+"""Reconstruction quality of an autoencoder: SSIM, MS-SSIM, PSNR and LPIPS between inputs and reconstructions.
+
+Both sides are mapped from their declared range to ``[0, 1]`` (reconstructions clamped into it first, as
+saving them as images would), so SSIM and PSNR use ``data_range = 1`` and LPIPS ``normalize=True``. Every
+metric keeps a per-image sum and a count: shards of any size merge exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from torch import Tensor, nn
+
+from lightning_genmetrics.features.preprocess import InputRange
+from lightning_genmetrics.metrics import (
+    LearnedPerceptualImagePatchSimilarity,
+    MultiScaleStructuralSimilarityIndexMeasure,
+    PeakSignalNoiseRatio,
+    StructuralSimilarityIndexMeasure,
+)
+
+RECONSTRUCTION_METRICS = ("ssim", "ms_ssim", "psnr", "lpips")
+
+
+def _to_unit(images: Tensor, input_range: InputRange) -> Tensor:
+    low, high = input_range
+    return ((images.double() - low) / (high - low)).float()
+
+
+class ReconstructionQuality(nn.Module):
+    """The mean SSIM/MS-SSIM/PSNR/LPIPS of (input, reconstruction) pairs.
+
+    Args:
+        names: metric names among ``"ssim"``, ``"ms_ssim"``, ``"psnr"``, ``"lpips"``.
+        input_range: the range of inputs and reconstructions, ``(0, 1)`` or ``(-1, 1)``.
+        metric_kwargs: extra constructor arguments per name (e.g. ``{"lpips": {"net": "vgg"}}``).
+
+    Example:
+        >>> import torch
+        >>> quality = ReconstructionQuality(("ssim", "psnr"), (0.0, 1.0))
+        >>> images = torch.rand(2, 1, 16, 16)
+        >>> quality.update(images, (images + 0.01).clamp(0, 1))
+        >>> values = quality.compute()
+        >>> round(values["ssim"], 2), values["psnr"] > 38
+        (1.0, True)
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        input_range: InputRange,
+        metric_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.input_range = input_range
+        builders = {
+            "ssim": lambda kwargs: StructuralSimilarityIndexMeasure(data_range=1.0, **kwargs),
+            "ms_ssim": lambda kwargs: MultiScaleStructuralSimilarityIndexMeasure(data_range=1.0, **kwargs),
+            "psnr": lambda kwargs: PeakSignalNoiseRatio(data_range=1.0, **kwargs),
+            "lpips": lambda kwargs: LearnedPerceptualImagePatchSimilarity(normalize=True, **kwargs),
+        }
+        kwargs = metric_kwargs or {}
+        self.metrics = nn.ModuleDict({name: builders[name](dict(kwargs.get(name, {}))) for name in names})
+
+    def reset(self) -> None:
+        for metric in self.metrics.values():
+            metric.reset()
+
+    def update(self, inputs: Tensor, reconstructions: Tensor) -> None:
+        """Add a batch of inputs and their reconstructions (same shape, both in ``input_range``).
+
+        Raises:
+            ValueError: shapes that differ, or values the metrics refuse (NaN, out of range).
+        """
+        if reconstructions.shape != inputs.shape:
+            raise ValueError(
+                f"Expected the reconstructions to have the inputs' shape {tuple(inputs.shape)}, "
+                f"got {tuple(reconstructions.shape)}."
+            )
+        target = _to_unit(inputs, self.input_range)
+        preds = _to_unit(reconstructions, self.input_range).clamp(0, 1)
+        for metric in self.metrics.values():
+            metric.update(preds, target.to(preds.device))
+
+    def compute(self) -> dict[str, float]:
+        return {name: float(metric.compute()) for name, metric in self.metrics.items()}
