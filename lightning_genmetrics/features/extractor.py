@@ -26,6 +26,11 @@ class ImageFeatures(nn.Module):
     The extractor runs in eval mode without gradients (its own train/eval mode is restored
     afterwards), and must return ``[N, D]`` (``[N, D, 1, 1]`` is flattened); NaN/Inf features raise.
 
+    The extractor's parameters and buffers are kept out of ``state_dict()`` (of this module and of any
+    parent, such as a metric in a ``LightningModule``) and ignored by ``load_state_dict`` when a state
+    dict still holds them: they are fixed weights that the constructor re-creates, so checkpoints need
+    not carry them (the FID InceptionV3 is 95 MB); they still follow ``.to()`` and are in ``parameters()``.
+
     Args:
         module: the extractor.
         input_range: the range of float images, ``(0, 1)`` or ``(-1, 1)``; ``None`` accepts uint8 only.
@@ -51,6 +56,10 @@ class ImageFeatures(nn.Module):
         self.input_range = check_input_range(input_range)
         declared = num_features if num_features is not None else getattr(module, "num_features", None)
         self.num_features: int | None = declared if isinstance(declared, int) else None
+        self._load_prefix: str = ""
+        self.register_state_dict_post_hook(_drop_extractor_state)
+        self.register_load_state_dict_pre_hook(_skip_extractor_state)
+        self.register_load_state_dict_post_hook(_forgive_missing_extractor_state)
 
     @classmethod
     def resolve(
@@ -137,3 +146,36 @@ class ImageFeatures(nn.Module):
             raise TypeError(f"Expected {name} to be floating point, got dtype {features.dtype}.")
         check_finite(features, "features from the extractor")
         return features
+
+
+# Module-level functions rather than bound methods or closures: `register_state_dict_post_hook` sets an
+# attribute on the hook, and the metrics holding this module must stay picklable and deep-copyable.
+def _drop_extractor_state(
+    features: ImageFeatures, state_dict: dict[str, Any], prefix: str, local_metadata: dict[str, Any]
+) -> None:
+    _delete_extractor_keys(state_dict, prefix)
+    metadata = getattr(state_dict, "_metadata", None)
+    if metadata is not None:
+        _delete_extractor_keys(metadata, prefix)
+
+
+def _skip_extractor_state(features: ImageFeatures, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    # Runs before the children are loaded from this same dict: without its keys, the extractor keeps its
+    # weights and reports them missing, which `_forgive_missing_extractor_state` then takes back. The
+    # `_metadata` is left alone: at the root it is the caller's.
+    features._load_prefix = prefix
+    _delete_extractor_keys(state_dict, prefix)
+
+
+def _forgive_missing_extractor_state(features: ImageFeatures, incompatible_keys: Any) -> None:
+    # A load post-hook is not given the prefix, hence `_load_prefix`; the lists are shared by the whole
+    # `load_state_dict` call, so only the keys under this extractor are removed.
+    extractor = f"{features._load_prefix}module."
+    for keys in (incompatible_keys.missing_keys, incompatible_keys.unexpected_keys):
+        keys[:] = [key for key in keys if not key.startswith(extractor)]
+
+
+def _delete_extractor_keys(mapping: dict[str, Any], prefix: str) -> None:
+    """Delete ``{prefix}module`` and everything under it (the keys of ``ImageFeatures.module``)."""
+    for key in [key for key in mapping if f"{key}.".startswith(f"{prefix}module.")]:
+        del mapping[key]
