@@ -179,9 +179,10 @@ class GenerativeMetricsCallback(Callback):
     ``.../sampling``, ``.../features`` (extraction and metric updates), ``.../compute`` (and
     ``.../reconstruction``). An epoch evaluation runs in ``on_validation_epoch_end`` after the end-of-epoch
     validation (where ``ModelCheckpoint`` reads it) when there is a validation loop, else in
-    ``on_train_epoch_end``; a step evaluation in ``on_train_batch_end``. With a validation loop and
-    ``every_n_epochs > 1``, give ``ModelCheckpoint`` the same ``every_n_epochs``: it refuses a monitored key
-    that is missing after validation. To every ``TensorBoardLogger`` go an image grid of the first
+    ``on_train_epoch_end``; a step evaluation in ``on_train_batch_end``, logged once to the loggers at its
+    step and put in ``trainer.callback_metrics`` for ``ModelCheckpoint(every_n_train_steps=...)``. With a
+    validation loop and ``every_n_epochs > 1``, give ``ModelCheckpoint`` the same ``every_n_epochs``: it refuses a
+    monitored key that is missing after validation. To every ``TensorBoardLogger`` go an image grid of the first
     ``num_images`` samples (fixed noise and labels) via ``add_image``, and via ``add_figure`` (needs matplotlib:
     ``pip install lightning-genmetrics[plots]``) a 2-D PCA of real vs generated features (from the FID state's
     Gaussians) and, for a guidance sweep with FID and IS, the FID–IS trade-off curve; other loggers get the
@@ -342,7 +343,8 @@ class GenerativeMetricsCallback(Callback):
         self._last_evaluated_epoch = -1
         self._last_evaluated_step = -1
         self._warned: set[str] = set()
-        self._real_axes: tuple[Tensor, Tensor] | None = None
+        self._real_axes: tuple[Tensor, tuple[Tensor, Tensor]] | None = None
+        self._keys: dict[tuple[str, Any], str] = {}
 
     # Configuration checks -----------------------------------------------------------------------------------
 
@@ -494,8 +496,7 @@ class GenerativeMetricsCallback(Callback):
         """The key of the real statistics, once the real data are fingerprinted (or restored from a checkpoint)."""
         if self._data_key is None or not self.metrics:
             return None
-        extractor = (self.metrics.get("fid") or self.metrics.get("kid") or next(iter(self.metrics.values()))).extractor
-        return real_cache_key(*self._data_key, extractor.provenance_fields(), self._real_range())
+        return self._statistics_key(next(name for name in ("fid", "kid", *self.metrics) if name in self.metrics))
 
     @override
     def state_dict(self) -> dict[str, Any]:
@@ -852,14 +853,20 @@ class GenerativeMetricsCallback(Callback):
 
     # Real side -----------------------------------------------------------------------------------------------
 
+    def _statistics_key(self, name: str) -> str:
+        """The cache key of metric ``name``'s real side; remembered per data key (hashing the weights takes time)."""
+        memo = (name, self._data_key)
+        if memo not in self._keys:
+            extractor = self.metrics[name].extractor
+            self._keys[memo] = real_cache_key(*self._data_key, extractor.provenance_fields(), self._real_range())
+        return self._keys[memo]
+
     def _fid_key(self) -> str:
-        fid = self.metrics["fid"]
-        return real_cache_key(*self._data_key, fid.extractor.provenance_fields(), self._real_range())
+        return self._statistics_key("fid")
 
     def _kid_key(self) -> str:
         kid = self.metrics["kid"]
-        base = real_cache_key(*self._data_key, kid.extractor.provenance_fields(), self._real_range())
-        return kid_cache_key(base, kid.max_samples, kid.seed)
+        return kid_cache_key(self._statistics_key("kid"), kid.max_samples, kid.seed)
 
     def _prepare_real(self, trainer: Trainer, device: torch.device) -> None:
         fid, kid = self.metrics.get("fid"), self.metrics.get("kid")
