@@ -35,8 +35,8 @@ from tests.callbacks.test_generative_metrics import (
     TinyDiffusion,
     TinyGAN,
     TinyGANWithValidation,
-    diffusion_sampler,
     gan_sampler,
+    guidance_sweep_callback,
     make_trainer,
     read_events,
     train_loader,
@@ -398,17 +398,7 @@ def test_reconstruction_metrics_of_a_vae(tmp_path: Path) -> None:
 
 
 def test_figures_reach_tensorboard(tmp_path: Path) -> None:
-    callback = GenerativeMetricsCallback(
-        diffusion_sampler,
-        DataLoader(CountingImages(), batch_size=8),
-        metrics=("fid", "is"),
-        feature_extractor=TinyFeatureNet(16, seed=5, declare=True),
-        num_samples=NUM_SAMPLES,
-        batch_size=12,
-        num_images=4,
-        metric_kwargs={"is": {"splits": 2}},
-        guidance=[0.0, 3.0],
-    )
+    callback = guidance_sweep_callback()
     trainer = make_trainer(tmp_path, [callback], max_epochs=2)
     trainer.fit(TinyDiffusion(), train_loader())
     events = read_events(trainer.logger.log_dir)

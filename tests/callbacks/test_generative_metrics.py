@@ -339,8 +339,9 @@ def diffusion_sampler(pl_module: TinyDiffusion) -> DiffusionSampler:
     return DiffusionSampler(pl_module.denoiser, (3, 8, 8), num_train_steps=10, num_steps=2, null_label=2, num_classes=2)
 
 
-def test_guidance_sweep_logs_each_strength_and_the_best(tmp_path: Path) -> None:
-    callback = GenerativeMetricsCallback(
+def guidance_sweep_callback() -> GenerativeMetricsCallback:
+    """FID and IS of a tiny class-conditional diffusion model at guidance strengths 0 and 3."""
+    return GenerativeMetricsCallback(
         diffusion_sampler,
         DataLoader(CountingImages(), batch_size=8),
         metrics=("fid", "is"),
@@ -351,6 +352,10 @@ def test_guidance_sweep_logs_each_strength_and_the_best(tmp_path: Path) -> None:
         metric_kwargs={"is": {"splits": 2}},
         guidance=[0.0, 3.0],
     )
+
+
+def test_guidance_sweep_logs_each_strength_and_the_best(tmp_path: Path) -> None:
+    callback = guidance_sweep_callback()
     trainer = make_trainer(tmp_path, [callback], max_epochs=1)
     trainer.fit(TinyDiffusion(), train_loader())
 
