@@ -56,10 +56,7 @@ class ImageFeatures(nn.Module):
         self.input_range = check_input_range(input_range)
         declared = num_features if num_features is not None else getattr(module, "num_features", None)
         self.num_features: int | None = declared if isinstance(declared, int) else None
-        self._load_prefix: str = ""
-        self.register_state_dict_post_hook(_drop_extractor_state)
-        self.register_load_state_dict_pre_hook(_skip_extractor_state)
-        self.register_load_state_dict_post_hook(_forgive_missing_extractor_state)
+        keep_out_of_state_dict(self, "module")
 
     @classmethod
     def resolve(
@@ -148,34 +145,53 @@ class ImageFeatures(nn.Module):
         return features
 
 
+def keep_out_of_state_dict(owner: nn.Module, child: str) -> None:
+    """Keep ``owner.<child>``'s parameters and buffers out of ``state_dict()`` (of ``owner`` and of any parent), and
+    have ``load_state_dict`` ignore them when a state dict still holds them (older checkpoints load strictly).
+
+    For fixed, pinned weights that a constructor re-creates (feature extractors, LPIPS networks): checkpoints need
+    not carry them. They still follow ``.to()`` and are in ``parameters()``.
+
+    Example:
+        >>> holder = nn.Module()
+        >>> holder.net, holder.head = nn.Linear(2, 2), nn.Linear(2, 1)
+        >>> keep_out_of_state_dict(holder, "net")
+        >>> sorted(holder.state_dict())
+        ['head.bias', 'head.weight']
+    """
+    owner._frozen_child = child
+    owner._frozen_load_prefix = ""
+    owner.register_state_dict_post_hook(_drop_frozen_state)
+    owner.register_load_state_dict_pre_hook(_skip_frozen_state)
+    owner.register_load_state_dict_post_hook(_forgive_frozen_state)
+
+
 # Module-level functions rather than bound methods or closures: `register_state_dict_post_hook` sets an
-# attribute on the hook, and the metrics holding this module must stay picklable and deep-copyable.
-def _drop_extractor_state(
-    features: ImageFeatures, state_dict: dict[str, Any], prefix: str, local_metadata: dict[str, Any]
-) -> None:
-    _delete_extractor_keys(state_dict, prefix)
+# attribute on the hook, and the metrics holding these modules must stay picklable and deep-copyable.
+def _drop_frozen_state(owner: nn.Module, state_dict: dict[str, Any], prefix: str, local_metadata: Any) -> None:
+    _delete_frozen_keys(state_dict, f"{prefix}{owner._frozen_child}")
     metadata = getattr(state_dict, "_metadata", None)
     if metadata is not None:
-        _delete_extractor_keys(metadata, prefix)
+        _delete_frozen_keys(metadata, f"{prefix}{owner._frozen_child}")
 
 
-def _skip_extractor_state(features: ImageFeatures, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
-    # Runs before the children are loaded from this same dict: without its keys, the extractor keeps its
-    # weights and reports them missing, which `_forgive_missing_extractor_state` then takes back. The
-    # `_metadata` is left alone: at the root it is the caller's.
-    features._load_prefix = prefix
-    _delete_extractor_keys(state_dict, prefix)
+def _skip_frozen_state(owner: nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    # Runs before the children are loaded from this same dict: without its keys, the child keeps its weights
+    # and reports them missing, which `_forgive_frozen_state` then takes back. The `_metadata` is left alone:
+    # at the root it is the caller's.
+    owner._frozen_load_prefix = prefix
+    _delete_frozen_keys(state_dict, f"{prefix}{owner._frozen_child}")
 
 
-def _forgive_missing_extractor_state(features: ImageFeatures, incompatible_keys: Any) -> None:
-    # A load post-hook is not given the prefix, hence `_load_prefix`; the lists are shared by the whole
-    # `load_state_dict` call, so only the keys under this extractor are removed.
-    extractor = f"{features._load_prefix}module."
+def _forgive_frozen_state(owner: nn.Module, incompatible_keys: Any) -> None:
+    # A load post-hook is not given the prefix, hence `_frozen_load_prefix`; the lists are shared by the whole
+    # `load_state_dict` call, so only the keys under this child are removed.
+    child = f"{owner._frozen_load_prefix}{owner._frozen_child}."
     for keys in (incompatible_keys.missing_keys, incompatible_keys.unexpected_keys):
-        keys[:] = [key for key in keys if not key.startswith(extractor)]
+        keys[:] = [key for key in keys if not key.startswith(child)]
 
 
-def _delete_extractor_keys(mapping: dict[str, Any], prefix: str) -> None:
-    """Delete ``{prefix}module`` and everything under it (the keys of ``ImageFeatures.module``)."""
-    for key in [key for key in mapping if f"{key}.".startswith(f"{prefix}module.")]:
+def _delete_frozen_keys(mapping: dict[str, Any], child: str) -> None:
+    """Delete ``child`` and everything under it."""
+    for key in [key for key in mapping if f"{key}.".startswith(f"{child}.")]:
         del mapping[key]

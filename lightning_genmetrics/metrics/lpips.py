@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from lightning_genmetrics._checks import check_bool, check_finite, check_tensor
+from lightning_genmetrics.features.extractor import keep_out_of_state_dict
 from lightning_genmetrics.features.lpips_nets import LPIPSNet, LPIPSNetwork
 from lightning_genmetrics.features.precision import full_fp32_precision
 from lightning_genmetrics.features.preprocess import RANGE_TOLERANCE
@@ -83,6 +84,8 @@ class LearnedPerceptualImagePatchSimilarity(SummedStateMetric):
             backbone_weights_path=backbone_weights_path,
             verify_weights=verify_weights,
         )
+        # Pinned weights the constructor loads again: checkpoints of a module holding this metric need not carry them.
+        keep_out_of_state_dict(self, "network")
         self.add_state("distance_sum", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("num_pairs", torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
 

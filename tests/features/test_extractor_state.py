@@ -228,3 +228,18 @@ def test_lightning_checkpoint_round_trip(tmp_path: Path) -> None:
     from_old = ModelWithFID.load_from_checkpoint(old_path, strict=True)
     assert torch.equal(from_old.layer.weight, model.layer.weight)
     _assert_same(fresh, from_old.fid.extractor.module)
+
+
+def test_lpips_network_weights_stay_out_of_state_dicts() -> None:
+    from lightning_genmetrics import LPIPS
+
+    metric = LPIPS("squeeze", pretrained=False)
+    network_state = _clone_state(metric.network)
+    assert len(network_state) > 10
+    holder = Holder(metric)
+    assert sorted(holder.state_dict()) == ["linear.bias", "linear.weight"]
+    old = _with_old_extractor_keys(holder.state_dict(), metric.network, "metric.network.")
+    assert holder.load_state_dict(old, strict=True) == ([], [])
+    _assert_same(network_state, metric.network)
+    images = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert metric(images, images.flip(0)).shape == (2,)
