@@ -492,3 +492,17 @@ def test_a_corrupt_kid_cache_is_recomputed_with_a_warning(tmp_path: Path) -> Non
     with pytest.warns(UserWarning, match="Ignoring the KID real-feature cache"):
         second = run("b")
     assert second.history[0]["kid"] == pytest.approx(first.history[0]["kid"], rel=1e-12, abs=1e-15)
+
+
+def test_reconstruction_inputs_outside_the_declared_range_are_refused(tmp_path: Path) -> None:
+    callback = GenerativeMetricsCallback(
+        vae_sampler,
+        None,
+        metrics=(),
+        reconstruct=reconstruct,
+        reconstruction_data=DataLoader(TensorDataset(CountingImages().images), batch_size=8),  # [-1, 1]
+        real_input_range=(0, 1),
+        metric_kwargs={"ssim": {"kernel_size": 3}},
+    )
+    with pytest.raises(ValueError, match=r"reconstruction inputs in the declared range \(0.0, 1.0\).*real_input_range"):
+        make_trainer(tmp_path, [callback], max_epochs=1, logger=False).fit(TinyVAE(), train_loader())
