@@ -51,6 +51,7 @@ from lightning_genmetrics.callbacks.real_statistics import (
 from lightning_genmetrics.callbacks.reconstruction import RECONSTRUCTION_METRICS, ReconstructionQuality
 from lightning_genmetrics.callbacks.weights import evaluation_weights, match_ema_target
 from lightning_genmetrics.features.preprocess import InputRange, check_input_range, images_to_uint8
+from lightning_genmetrics.features.shared import shared_extraction
 from lightning_genmetrics.metrics import FrechetInceptionDistance, InceptionScore, KernelInceptionDistance
 from lightning_genmetrics.samplers.base import MAX_SAMPLES, eval_mode, sample_range, sampler_output_range
 from lightning_genmetrics.samplers.diffusion import DiffusionSampler
@@ -612,15 +613,17 @@ class GenerativeMetricsCallback(Callback):
 
     def _build_metrics(self, input_range: InputRange) -> dict[str, nn.Module]:
         extractors: dict[str, Any] = dict(self.feature_extractor)
-        if extractors.get("is", "") is None:
-            extractors["is"] = "logits_unbiased"
         pool_users = [name for name in ("fid", "kid") if name in extractors and extractors[name] is None]
         if pool_users:
             from lightning_genmetrics.features.inception import FIDInceptionV3
 
-            # One network for FID and KID: the same features, extracted by the same weights.
+            # One network for FID, KID and IS: one pass of it per batch gives the pool features and the logits.
             pool = FIDInceptionV3("2048")
             extractors.update(dict.fromkeys(pool_users, pool))
+            if extractors.get("is", "") is None:
+                extractors["is"] = pool.layer_view("logits_unbiased")
+        if extractors.get("is", "") is None:
+            extractors["is"] = "logits_unbiased"
         metrics: dict[str, nn.Module] = {}
         for name in self.metric_names:
             kwargs = dict(self.metric_kwargs.get(name, {}))
@@ -783,15 +786,18 @@ class GenerativeMetricsCallback(Callback):
         return torch.cat(shown)
 
     def _update_batch(self, images: Tensor, ids: Tensor, labels: Tensor | None) -> None:
-        for name, metric in self.metrics.items():
-            if name == "is":
-                metric.update(images, sample_ids=ids)
-            elif name == "kid":
-                metric.update(images, real=False, sample_ids=ids)
-            else:
-                metric.update(images, real=False)
-        if self._class_fidelity is not None and labels is not None:
-            self._class_fidelity.update(images, labels.to(images.device))
+        # One uint8 tensor for every metric: metrics sharing a network then share its pass over the batch.
+        uint8 = images_to_uint8(images, sampler_output_range(self.sampler), name="samples")
+        with shared_extraction():
+            for name, metric in self.metrics.items():
+                if name == "is":
+                    metric.update(uint8, sample_ids=ids)
+                elif name == "kid":
+                    metric.update(uint8, real=False, sample_ids=ids)
+                else:
+                    metric.update(uint8, real=False)
+            if self._class_fidelity is not None and labels is not None:
+                self._class_fidelity.update(uint8, labels.to(images.device))
 
     def _compute(self) -> dict[str, float]:
         values: dict[str, float] = {}
@@ -889,10 +895,11 @@ class GenerativeMetricsCallback(Callback):
             temporary = FrechetInceptionDistance(fid.extractor.module, input_range=fid.extractor.input_range).to(device)
 
         def consume(uint8: Tensor) -> None:
-            if temporary is not None:
-                temporary.update(uint8, real=True)
-            if need_kid:
-                kid.update(uint8, real=True)
+            with shared_extraction():
+                if temporary is not None:
+                    temporary.update(uint8, real=True)
+                if need_kid:
+                    kid.update(uint8, real=True)
 
         self._data_key = self._read_real(trainer, device, consume)
         if need_kid:

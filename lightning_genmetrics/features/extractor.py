@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from lightning_genmetrics._checks import check_finite
 from lightning_genmetrics.features.preprocess import InputRange, check_input_range, images_to_uint8
+from lightning_genmetrics.features.shared import memoized
 
 
 class ImageFeatures(nn.Module):
@@ -106,7 +107,11 @@ class ImageFeatures(nn.Module):
         return images_to_uint8(images, self.input_range)
 
     def extract(self, uint8: Tensor) -> Tensor:
-        """Features ``[N, D]`` of images already passed through ``prepare``."""
+        """Features ``[N, D]`` of images already passed through ``prepare``; computed once per module and batch
+        within :func:`~lightning_genmetrics.features.shared.shared_extraction`."""
+        return memoized("features", self.module, uint8, lambda: self._extract(uint8))
+
+    def _extract(self, uint8: Tensor) -> Tensor:
         if getattr(self.module, "input_dtype", None) == torch.uint8:
             inputs = uint8
         else:

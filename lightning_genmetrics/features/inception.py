@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from lightning_genmetrics.features.precision import full_fp32_precision
 from lightning_genmetrics.features.resize import ResizeProtocol, check_resize_protocol, resize_images
+from lightning_genmetrics.features.shared import memoized
 
 InceptionLayer = Literal["64", "192", "768", "2048", "logits_unbiased", "logits"]
 INCEPTION_LAYERS: tuple[str, ...] = get_args(InceptionLayer)
@@ -98,6 +99,7 @@ class FIDInceptionV3(nn.Module):
         self.layer: InceptionLayer = _check_layer(layer)
         self.resize: ResizeProtocol = check_resize_protocol(resize)
         self.num_features: int = INCEPTION_LAYER_DIMS[layer]
+        self._shared_layers: tuple[str, ...] = (self.layer,)
 
         self.Conv2d_1a_3x3 = _ConvBN(3, 32, 3, stride=2)
         self.Conv2d_2a_3x3 = _ConvBN(32, 32, 3)
@@ -133,7 +135,28 @@ class FIDInceptionV3(nn.Module):
             TypeError: ``images`` not a uint8 tensor.
             ValueError: ``images`` not ``[N, 3, H, W]`` with ``H, W > 0``.
         """
-        return self.forward_layers(images, (self.layer,))[self.layer]
+        return self.shared_outputs(images)[self.layer]
+
+    def layer_view(self, layer: InceptionLayer) -> InceptionLayerView:
+        """A module giving ``layer`` of this network, computed in the same pass as this network's own layer
+        (within ``shared_extraction()``): e.g. the Inception Score's logits beside FID's pool features, one pass.
+
+        Example:
+            >>> import torch
+            >>> network = FIDInceptionV3(pretrained=False)
+            >>> logits = network.layer_view("logits_unbiased")
+            >>> images = torch.zeros(2, 3, 8, 8, dtype=torch.uint8)
+            >>> torch.equal(logits(images), network.forward_layers(images, ["logits_unbiased"])["logits_unbiased"])
+            True
+        """
+        layer = _check_layer(layer)
+        if layer not in self._shared_layers:
+            self._shared_layers = (*self._shared_layers, layer)
+        return InceptionLayerView(self, layer)
+
+    def shared_outputs(self, images: Tensor) -> dict[str, Tensor]:
+        """This network's layer and its views' layers, from one pass (remembered within ``shared_extraction()``)."""
+        return memoized("inception layers", self, images, lambda: self.forward_layers(images, self._shared_layers))
 
     def forward_layers(self, images: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
         """Features of several layers in one pass, stopping after the deepest one requested.
@@ -193,6 +216,29 @@ class FIDInceptionV3(nn.Module):
         unbiased = pooled @ self.fc.weight.T
         yield "logits_unbiased", unbiased
         yield "logits", unbiased + self.fc.bias
+
+
+class InceptionLayerView(nn.Module):
+    """Another layer of a ``FIDInceptionV3``, sharing its weights and, within ``shared_extraction()``, its pass.
+
+    Made by :meth:`FIDInceptionV3.layer_view`; takes uint8 ``[N, 3, H, W]`` like the network.
+    """
+
+    input_dtype = torch.uint8
+
+    def __init__(self, network: FIDInceptionV3, layer: InceptionLayer) -> None:
+        super().__init__()
+        self.network = network
+        self.layer: InceptionLayer = layer
+        self.resize: ResizeProtocol = network.resize
+        self.num_features: int = INCEPTION_LAYER_DIMS[layer]
+
+    def train(self, mode: bool = True) -> InceptionLayerView:
+        """Stay in eval mode, like the network."""
+        return super().train(False)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.network.shared_outputs(images)[self.layer]
 
 
 class _ConvBN(nn.Sequential):

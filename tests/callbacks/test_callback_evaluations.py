@@ -458,10 +458,11 @@ def test_a_fresh_run_finds_fid_and_kid_real_features_in_the_cache(tmp_path: Path
         make_trainer(tmp_path / run, [callback], max_epochs=2, logger=False).fit(TinyGAN(), train_loader())
         records.append((callback.history, extractor.images, dataset.reads))
     (first, first_extracted, first_reads), (second, second_extracted, second_reads) = records
-    # FID and KID each extract. First run: one real pass with extraction, then 2 evaluations × 24 samples.
-    assert (first_reads, first_extracted) == (16, 2 * 16 + 2 * 2 * NUM_SAMPLES)
+    # FID and KID share the extractor's pass over each batch. First run: one real pass with extraction, then 2
+    # evaluations × 24 samples.
+    assert (first_reads, first_extracted) == (16, 16 + 2 * NUM_SAMPLES)
     # Second run: a fingerprint pass reads the images but extracts nothing from them.
-    assert (second_reads, second_extracted) == (16, 2 * 2 * NUM_SAMPLES)
+    assert (second_reads, second_extracted) == (16, 2 * NUM_SAMPLES)
     for a, b in zip(first, second, strict=True):
         assert b["fid"] == pytest.approx(a["fid"], rel=1e-12)
         assert b["kid"] == pytest.approx(a["kid"], rel=1e-12, abs=1e-15)
