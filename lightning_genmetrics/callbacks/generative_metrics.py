@@ -81,6 +81,7 @@ _HIGHER_IS_BETTER = {
 }
 _BEST_GUIDANCE_BY = ("fid", "kid", "is", "accuracy", "miou")
 EMASource = Literal["auto"] | nn.Module | None
+_Hook = Literal["validation", "train_epoch_end", "train_batch_end"]
 
 
 def shard_bounds(num_samples: int, rank: int, world_size: int) -> tuple[int, int]:
@@ -555,12 +556,12 @@ class GenerativeMetricsCallback(Callback):
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # The end-of-epoch validation, where ModelCheckpoint (on_validation_end) reads the logged values.
         if trainer.is_last_batch and self._epoch_due(trainer):
-            self._evaluate(trainer, pl_module, in_validation=True)
+            self._evaluate(trainer, pl_module, hook="validation")
 
     @override
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._epoch_due(trainer):
-            self._evaluate(trainer, pl_module, in_validation=False)
+            self._evaluate(trainer, pl_module, hook="train_epoch_end")
 
     @override
     def on_train_batch_end(
@@ -570,7 +571,7 @@ class GenerativeMetricsCallback(Callback):
         if self.every_n_steps is None or not self._may_evaluate(trainer) or step == self._last_evaluated_step:
             return
         if step > 0 and step % self.every_n_steps == 0:
-            self._evaluate(trainer, pl_module, in_validation=False, in_batch_hook=True)
+            self._evaluate(trainer, pl_module, hook="train_batch_end")
 
     @staticmethod
     def _may_evaluate(trainer: Trainer) -> bool:
@@ -652,9 +653,7 @@ class GenerativeMetricsCallback(Callback):
 
     # Evaluation ----------------------------------------------------------------------------------------------
 
-    def _evaluate(
-        self, trainer: Trainer, pl_module: LightningModule, *, in_validation: bool, in_batch_hook: bool = False
-    ) -> None:
+    def _evaluate(self, trainer: Trainer, pl_module: LightningModule, *, hook: _Hook) -> None:
         self._last_evaluated_epoch = trainer.current_epoch
         self._last_evaluated_step = trainer.global_step
         device = pl_module.device
@@ -666,7 +665,7 @@ class GenerativeMetricsCallback(Callback):
             isolated_rng(device),
             torch.inference_mode(),
             eval_mode(pl_module),
-            evaluation_weights(trainer, pl_module, self, self.ema, in_validation=in_validation) as weights,
+            evaluation_weights(trainer, pl_module, self, self.ema, in_validation=hook == "validation") as weights,
         ):
             with timer("real"):
                 self._prepare_real(trainer, device)
@@ -677,11 +676,12 @@ class GenerativeMetricsCallback(Callback):
         seconds.update({f"seconds/{phase}": value for phase, value in timer.seconds.items()})
         # Rank 0's clock, so every rank logs the same value.
         values.update(trainer.strategy.broadcast(seconds, src=0))
-        self._log_scalars(trainer, pl_module, values, in_batch_hook=in_batch_hook)
+        step = self._logging_step(trainer, hook)
+        self._log_scalars(trainer, pl_module, values, step=step if hook == "train_batch_end" else None)
         self._record(trainer, values, ema=weights == "ema")
         for suffix, images in grids.items():
-            self._log_grid(trainer, images, suffix)
-        self._log_figures(trainer, values, projection)
+            self._log_grid(trainer, images, suffix, step)
+        self._log_figures(trainer, values, projection, step)
 
     def _evaluate_samplers(
         self, trainer: Trainer, device: torch.device, timer: PhaseTimer
@@ -975,10 +975,11 @@ class GenerativeMetricsCallback(Callback):
                 self._best[name] = value
 
     def _log_scalars(
-        self, trainer: Trainer, pl_module: LightningModule, values: dict[str, float], *, in_batch_hook: bool
+        self, trainer: Trainer, pl_module: LightningModule, values: dict[str, float], *, step: int | None
     ) -> None:
+        """Through ``pl_module.log``; or, with ``step`` (a step evaluation), to the loggers directly."""
         names = {f"{self.prefix}{name}": value for name, value in values.items()}
-        if not in_batch_hook:
+        if step is None:
             for name, value in names.items():
                 # Every rank logs the same, already global, value.
                 pl_module.log(name, value, sync_dist=False, rank_zero_only=False)
@@ -988,7 +989,7 @@ class GenerativeMetricsCallback(Callback):
         # the values logged during this batch, and to `callback_metrics`, where ModelCheckpoint and EarlyStopping
         # read monitored keys.
         for logger in trainer.loggers:
-            logger.log_metrics(names, step=self._step(trainer))
+            logger.log_metrics(names, step=step)
         trainer.callback_metrics.update({name: torch.tensor(value) for name, value in names.items()})
 
     def _boards(self, trainer: Trainer, what: str) -> list[TensorBoardLogger]:
@@ -1008,18 +1009,25 @@ class GenerativeMetricsCallback(Callback):
             rank_zero_warn(message)
 
     @staticmethod
-    def _step(trainer: Trainer) -> int:
-        # Lightning logs the values of a batch and of an epoch's end at the step of the last optimizer step
-        # (global_step - 1); images, figures and step evaluations go beside them.
-        return max(trainer.global_step - 1, 0)
+    def _logging_step(trainer: Trainer, hook: _Hook) -> int:
+        """The step Lightning gives the values logged in ``hook``, for the images, figures and step evaluations.
 
-    def _log_grid(self, trainer: Trainer, images: Tensor, suffix: str) -> None:
+        Lightning logs at the count of batches that stepped the optimizers before the current one, not at
+        ``global_step`` (which counts every optimizer's steps: twice a batch for a GAN with two optimizers); at the
+        end of the training epoch that count already includes the epoch's last batch. It has no public accessor.
+        """
+        stepped = getattr(trainer.fit_loop.epoch_loop, "_batches_that_stepped", None)
+        if not isinstance(stepped, int):
+            return max(trainer.global_step - 1, 0)  # exact with one optimizer
+        return max(stepped - 1, 0) if hook == "train_epoch_end" else stepped
+
+    def _log_grid(self, trainer: Trainer, images: Tensor, suffix: str, step: int) -> None:
         from torchvision.utils import make_grid
 
         uint8 = images_to_uint8(images, sampler_output_range(self.sampler), name="samples")
         grid = make_grid(uint8, nrow=math.ceil(math.sqrt(uint8.shape[0])), padding=1)
         for logger in self._boards(trainer, "sample grid"):
-            logger.experiment.add_image(f"{self.prefix}samples{suffix}", grid, global_step=self._step(trainer))
+            logger.experiment.add_image(f"{self.prefix}samples{suffix}", grid, global_step=step)
 
     def _figures_wanted(self, trainer: Trainer) -> bool:
         """The same answer on every rank: the PCA statistics are gathered by a collective."""
@@ -1046,7 +1054,7 @@ class GenerativeMetricsCallback(Callback):
             self._real_axes = (sigma_r, figures.principal_axes(sigma_r))
         return figures.pca_projection(mu_r, sigma_r, mu_g, sigma_g, axes=self._real_axes[1])
 
-    def _log_figures(self, trainer: Trainer, values: dict[str, float], projection: Any) -> None:
+    def _log_figures(self, trainer: Trainer, values: dict[str, float], projection: Any, step: int) -> None:
         if not trainer.is_global_zero or not self._figures_wanted(trainer):
             return
         drawn: dict[str, Any] = {}
@@ -1061,6 +1069,4 @@ class GenerativeMetricsCallback(Callback):
             drawn["fid_is_tradeoff"] = figures.tradeoff_figure(points, title=f"guidance trade-off, epoch {epoch}")
         for logger in self._boards(trainer, "figures"):
             for name, figure in drawn.items():
-                logger.experiment.add_figure(
-                    f"{self.prefix}{name}", figure, global_step=self._step(trainer), close=False
-                )
+                logger.experiment.add_figure(f"{self.prefix}{name}", figure, global_step=step, close=False)

@@ -507,3 +507,53 @@ def test_reconstruction_inputs_outside_the_declared_range_are_refused(tmp_path: 
     )
     with pytest.raises(ValueError, match=r"reconstruction inputs in the declared range \(0.0, 1.0\).*real_input_range"):
         make_trainer(tmp_path, [callback], max_epochs=1, logger=False).fit(TinyVAE(), train_loader())
+
+
+class TwoOptimizerGAN(TinyGAN):
+    """Manual optimization with two optimizers: ``global_step`` counts both, twice per batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.critic = nn.Linear(3 * 8 * 8, 1)
+
+    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
+        generator_optimizer, critic_optimizer = self.optimizers()
+        fake = self.generator(self.z[: batch[0].shape[0]])
+        loss = self.critic(fake.flatten(1)).mean()
+        generator_optimizer.zero_grad()
+        self.manual_backward(loss)
+        generator_optimizer.step()
+        critic_loss = self.critic(batch[0].flatten(1)).mean() - self.critic(fake.detach().flatten(1)).mean()
+        critic_optimizer.zero_grad()
+        self.manual_backward(critic_loss)
+        critic_optimizer.step()
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        return [torch.optim.SGD(self.generator.parameters(), lr=0.1), torch.optim.SGD(self.critic.parameters(), lr=0.1)]
+
+
+@pytest.mark.parametrize(("validation", "every_n_steps"), [(False, None), (True, None), (False, 3)])
+def test_images_and_figures_share_the_scalars_step_with_two_optimizers(
+    tmp_path: Path, validation: bool, every_n_steps: int | None
+) -> None:
+    callback = fid_only(
+        DataLoader(CountingImages(), batch_size=8),
+        gan_sampler,
+        every_n_epochs=None if every_n_steps else 1,
+        every_n_steps=every_n_steps,
+    )
+    trainer = make_trainer(tmp_path, [callback], max_epochs=3, log_every_n_steps=1)
+    val = DataLoader(TensorDataset(torch.zeros(4, 1)), batch_size=4) if validation else None
+    model = TwoOptimizerGAN()
+    if validation:
+        model.validation_step = lambda batch, batch_idx: None
+    trainer.fit(model, train_loader(), val)
+    assert trainer.global_step == 12  # 2 optimizers × 2 batches × 3 epochs
+    events = read_events(trainer.logger.log_dir)
+    scalar_steps = [s.step for s in events.Scalars("gen/fid")]
+    # Step cadence counts optimizer steps (global_step 6 and 12: after batches 3 and 6); Lightning logs a batch's
+    # values at the number of batches before it.
+    assert scalar_steps == ([2, 5] if every_n_steps else [1, 3, 5])
+    assert [image.step for image in events.Images("gen/samples")] == scalar_steps
+    assert [image.step for image in events.Images("gen/pca")] == scalar_steps
