@@ -12,7 +12,7 @@ The generated-sample metrics use the decoder's EMA weights from Lightning's ``EM
 finds it; ``ema=None`` would use the training weights). A table is printed per evaluation, TensorBoard logs go under
 ``--out``, and the final reconstructions and prior samples are saved as PNG grids.
 
-    python examples/vae_digits.py          # about 2 minutes on 2 CPU cores
+    python examples/vae_digits.py          # under a minute on 2 CPU cores
     tensorboard --logdir runs
 """
 
