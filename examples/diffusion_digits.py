@@ -13,7 +13,7 @@ accuracy and AUROC against the conditioning labels, all from one pass over the s
 evaluation; TensorBoard gets the scalars, a sample grid per strength, the FID–IS trade-off curve and a PCA of real
 vs generated features; at the end the sample grid (one row per digit) and the trade-off curve are saved as PNGs.
 
-    python examples/diffusion_digits.py                              # about 3 minutes on 2 CPU cores
+    python examples/diffusion_digits.py                              # about 1.5 minutes on 2 idle CPU cores
     python examples/diffusion_digits.py --devices 2 --strategy ddp   # two CPU processes
     tensorboard --logdir runs
 """
