@@ -170,7 +170,8 @@ def load_statistics(path: str | os.PathLike[str]) -> ReferenceStatistics:
     if not path.is_file():
         raise FileNotFoundError(f"No statistics file at '{path}'.")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # An open file of our own: np.load leaves its own handle open when the file is not an archive.
+        with open(path, "rb") as file, np.load(file, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
     except Exception as error:  # zipfile, OSError, pickle refusal: all mean "not a statistics file"
         raise ValueError(f"Cannot read statistics file '{path}': {error}") from error

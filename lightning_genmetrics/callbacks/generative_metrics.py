@@ -39,14 +39,16 @@ from lightning_genmetrics.callbacks._config import (
 )
 from lightning_genmetrics.callbacks.conditional import ClassFidelity, MaskFidelity
 from lightning_genmetrics.callbacks.real_statistics import (
+    RESERVOIR,
     batch_to_images,
     kid_cache_key,
     kid_cache_path,
-    load_reservoir,
+    load_tensors,
     read_real_images,
     real_cache_key,
     real_cache_path,
-    save_reservoir,
+    root_cache_path,
+    save_tensors,
 )
 from lightning_genmetrics.callbacks.reconstruction import RECONSTRUCTION_METRICS, ReconstructionQuality
 from lightning_genmetrics.callbacks.weights import evaluation_weights, match_ema_target
@@ -347,6 +349,7 @@ class GenerativeMetricsCallback(Callback):
         self._warned: set[str] = set()
         self._real_axes: tuple[Tensor, tuple[Tensor, Tensor]] | None = None
         self._keys: dict[tuple[str, Any], str] = {}
+        self._root_cached = False
 
     # Configuration checks -----------------------------------------------------------------------------------
 
@@ -670,6 +673,7 @@ class GenerativeMetricsCallback(Callback):
             with timer("real"):
                 self._prepare_real(trainer, device)
             values, grids, projection = self._evaluate_samplers(trainer, device, timer)
+            self._cache_real_root(trainer)
             if self._reconstruction is not None:
                 values.update(self._evaluate_reconstruction(trainer, pl_module, device, timer))
         seconds = {"eval_seconds": time.perf_counter() - started}
@@ -908,7 +912,7 @@ class GenerativeMetricsCallback(Callback):
                 reservoir = kid.real_reservoir()  # every rank: a collective
                 if trainer.is_global_zero:
                     self.cache_dir.mkdir(parents=True, exist_ok=True)
-                    save_reservoir(kid_cache_path(self.cache_dir, self._kid_key()), reservoir)
+                    save_tensors(kid_cache_path(self.cache_dir, self._kid_key()), reservoir)
         if temporary is not None:
             statistics = temporary.real_statistics()
             if trainer.is_global_zero and self.cache_dir is not None:
@@ -947,7 +951,36 @@ class GenerativeMetricsCallback(Callback):
         if statistics is None:
             return False
         self._use_real_statistics(fid, statistics)
+        self._load_cached_root(trainer, fid)
         return True
+
+    def _cache_real_root(self, trainer: Trainer) -> None:
+        """Write ``Σ_r^½`` beside the cached statistics once (rank 0): a new run then skips its eigendecomposition."""
+        fid = self.metrics.get("fid")
+        if self._root_cached or fid is None or self.cache_dir is None or self._data_key is None:
+            return
+        self._root_cached = True
+        path = root_cache_path(self.cache_dir, self._fid_key())
+        if trainer.is_global_zero and not path.is_file():
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            save_tensors(path, {"root": fid.real_sqrt()})  # computed by this evaluation: no extra work
+
+    def _load_cached_root(self, trainer: Trainer, fid: nn.Module) -> None:
+        path = root_cache_path(self.cache_dir, self._fid_key())
+        root = None
+        if trainer.is_global_zero and path.is_file():
+            try:
+                root = load_tensors(path, ("root",))["root"]
+            except ValueError as error:
+                rank_zero_warn(f"Ignoring the cached square root '{path}' ({error}); recomputing it.")
+        root = trainer.strategy.broadcast(root, src=0)
+        if root is None:
+            return
+        try:
+            fid.load_real_sqrt(root)
+            self._root_cached = True
+        except (TypeError, ValueError) as error:
+            rank_zero_warn(f"Ignoring the cached square root '{path}' ({error}); recomputing it.")
 
     def _load_cached_kid(self, trainer: Trainer, kid: nn.Module) -> bool:
         # Rank 0 holds the whole reservoir, the others none: synchronisation merges them into the same set.
@@ -955,7 +988,7 @@ class GenerativeMetricsCallback(Callback):
         loaded = False
         if trainer.is_global_zero and path.is_file():
             try:
-                kid.load_real_reservoir(load_reservoir(path))
+                kid.load_real_reservoir(load_tensors(path, RESERVOIR))
                 loaded = True
             except (TypeError, ValueError) as error:
                 rank_zero_warn(f"Ignoring the KID real-feature cache '{path}' ({error}); recomputing it.")

@@ -26,7 +26,7 @@ from lightning_genmetrics.features.preprocess import InputRange, images_to_uint8
 # Bumped when anything that changes the statistics or the key (hashing, conversion) changes.
 CACHE_PROTOCOL = "genmetrics-callback-real-v1"
 _DIGEST_BYTES = 32
-_RESERVOIR = ("n", "features", "keys")
+RESERVOIR = ("n", "features", "keys")
 
 
 def batch_to_images(batch: Any) -> Tensor:
@@ -89,10 +89,18 @@ def kid_cache_key(fid_style_key: str, max_samples: int | None, seed: int) -> str
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
-def save_reservoir(path: str | os.PathLike[str], reservoir: dict[str, Tensor]) -> None:
-    """Write a KID real reservoir (``n``, ``features``, ``keys``) with a SHA-256 of its bytes, atomically."""
-    arrays = {name: reservoir[name].numpy() for name in _RESERVOIR}
-    arrays["sha256"] = np.frombuffer(_reservoir_digest(arrays), dtype=np.uint8)
+def save_tensors(path: str | os.PathLike[str], tensors: dict[str, Tensor]) -> None:
+    """Write CPU tensors to an ``.npz`` with a SHA-256 of their names, dtypes, shapes and bytes, atomically.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "t.npz"
+        >>> save_tensors(path, {"n": torch.tensor(3), "x": torch.ones(2)})
+        >>> load_tensors(path, ("n", "x"))["x"]
+        tensor([1., 1.])
+    """
+    arrays = {name: tensor.detach().cpu().numpy() for name, tensor in tensors.items()}
+    arrays["sha256"] = np.frombuffer(_digest(arrays, tuple(tensors)), dtype=np.uint8)
     path = Path(path)
     partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     with open(partial, "wb") as file:
@@ -100,25 +108,26 @@ def save_reservoir(path: str | os.PathLike[str], reservoir: dict[str, Tensor]) -
     partial.replace(path)
 
 
-def load_reservoir(path: str | os.PathLike[str]) -> dict[str, Tensor]:
-    """Read a file of ``save_reservoir``.
+def load_tensors(path: str | os.PathLike[str], names: tuple[str, ...]) -> dict[str, Tensor]:
+    """Read the tensors ``names`` of a ``save_tensors`` file.
 
     Raises:
-        ValueError: an unreadable file, missing arrays, or bytes that do not match the stored SHA-256.
+        ValueError: an unreadable file, a missing tensor, or bytes that do not match the stored SHA-256.
     """
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in (*_RESERVOIR, "sha256")}
+        # An open file of our own: np.load leaves its own handle open when the file is not an archive.
+        with open(path, "rb") as file, np.load(file, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in (*names, "sha256")}
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
-        raise ValueError(f"cannot read a KID reservoir from '{path}': {error}") from error
-    if arrays.pop("sha256").tobytes() != _reservoir_digest(arrays):
-        raise ValueError(f"the KID reservoir '{path}' does not match its checksum (a corrupt or edited file)")
+        raise ValueError(f"cannot read {list(names)} from '{path}': {error}") from error
+    if arrays.pop("sha256").tobytes() != _digest(arrays, names):
+        raise ValueError(f"'{path}' does not match its checksum (a corrupt or edited file)")
     return {name: torch.from_numpy(array.copy()) for name, array in arrays.items()}
 
 
-def _reservoir_digest(arrays: dict[str, np.ndarray]) -> bytes:
+def _digest(arrays: dict[str, np.ndarray], names: tuple[str, ...]) -> bytes:
     digest = hashlib.sha256()
-    for name in _RESERVOIR:
+    for name in names:
         array = np.ascontiguousarray(arrays[name])
         digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
         digest.update(array.tobytes())
@@ -151,3 +160,8 @@ def real_cache_path(cache_dir: str | os.PathLike[str], key: str) -> Path:
 def kid_cache_path(cache_dir: str | os.PathLike[str], key: str) -> Path:
     """Where the KID real reservoir named ``key`` lives in ``cache_dir``."""
     return Path(cache_dir) / f"real-kid-{key}.npz"
+
+
+def root_cache_path(cache_dir: str | os.PathLike[str], key: str) -> Path:
+    """Where the square root of the real covariance of the statistics named ``key`` lives in ``cache_dir``."""
+    return Path(cache_dir) / f"real-root-{key}.npz"

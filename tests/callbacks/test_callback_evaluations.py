@@ -439,7 +439,14 @@ class CountingExtractor(TinyFeatureNet):
         return super().forward(x)
 
 
-def test_a_fresh_run_finds_fid_and_kid_real_features_in_the_cache(tmp_path: Path) -> None:
+def test_a_fresh_run_finds_fid_and_kid_real_features_in_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lightning_genmetrics.metrics.frechet as frechet_module
+
+    roots: list[int] = []
+    original = frechet_module.psd_sqrt
+    monkeypatch.setattr(frechet_module, "psd_sqrt", lambda s, **kw: roots.append(1) or original(s, **kw))
     records = []
     for run in ("first", "second"):
         extractor = CountingExtractor()
@@ -457,6 +464,8 @@ def test_a_fresh_run_finds_fid_and_kid_real_features_in_the_cache(tmp_path: Path
         torch.manual_seed(0)
         make_trainer(tmp_path / run, [callback], max_epochs=2, logger=False).fit(TinyGAN(), train_loader())
         records.append((callback.history, extractor.images, dataset.reads))
+        # The real covariance's root: computed once in the first run, read from the cache in the second.
+        assert len(roots) == 1, run
     (first, first_extracted, first_reads), (second, second_extracted, second_reads) = records
     # FID and KID share the extractor's pass over each batch. First run: one real pass with extraction, then 2
     # evaluations × 24 samples.
@@ -467,6 +476,7 @@ def test_a_fresh_run_finds_fid_and_kid_real_features_in_the_cache(tmp_path: Path
         assert b["fid"] == pytest.approx(a["fid"], rel=1e-12)
         assert b["kid"] == pytest.approx(a["kid"], rel=1e-12, abs=1e-15)
     assert len(list((tmp_path / "cache").glob("real-kid-*.npz"))) == 1
+    assert len(list((tmp_path / "cache").glob("real-root-*.npz"))) == 1
     # The second evaluation of a run does not touch the real data at all.
     assert all(record["seconds/real"] < first[0]["seconds/real"] for record in first[1:])
     for key in ("seconds/sampling", "seconds/features", "seconds/compute", "eval_seconds"):
@@ -557,3 +567,25 @@ def test_images_and_figures_share_the_scalars_step_with_two_optimizers(
     assert scalar_steps == ([2, 5] if every_n_steps else [1, 3, 5])
     assert [image.step for image in events.Images("gen/samples")] == scalar_steps
     assert [image.step for image in events.Images("gen/pca")] == scalar_steps
+
+
+def test_a_corrupt_or_wrong_cached_root_is_recomputed_with_a_warning(tmp_path: Path) -> None:
+    def run(name: str) -> GenerativeMetricsCallback:
+        callback = fid_only(DataLoader(CountingImages(), batch_size=8), gan_sampler, cache_dir=tmp_path / "cache")
+        make_trainer(tmp_path / name, [callback], max_epochs=1, logger=False).fit(TinyGAN(), train_loader())
+        return callback
+
+    first = run("a")
+    (path,) = (tmp_path / "cache").glob("real-root-*.npz")
+    intact = path.read_bytes()
+    path.write_bytes(intact[:-20])
+    with pytest.warns(UserWarning, match="Ignoring the cached square root .*not a zip file"):
+        second = run("b")
+    assert second.history[0]["fid"] == pytest.approx(first.history[0]["fid"], rel=1e-12)
+
+    from lightning_genmetrics.callbacks.real_statistics import save_tensors
+
+    save_tensors(path, {"root": torch.eye(16, dtype=torch.float64)})  # a valid file, not this covariance's root
+    with pytest.warns(UserWarning, match="Ignoring the cached square root .*square root of the real covariance"):
+        third = run("c")
+    assert third.history[0]["fid"] == pytest.approx(first.history[0]["fid"], rel=1e-12)

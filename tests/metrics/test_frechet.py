@@ -74,6 +74,40 @@ def test_real_root_is_cached_while_real_side_is_fixed(rng, monkeypatch):
     assert len(calls) == 2
 
 
+@pytest.mark.parametrize("loaded", [False, True])
+def test_a_saved_real_root_spares_the_decomposition_and_changes_nothing(rng, monkeypatch, loaded):
+    real, fake = rng.standard_normal((50, 12)) @ rng.standard_normal((12, 12)), rng.standard_normal((40, 12))
+    first = FrechetDistance(12)
+    first.update(torch.from_numpy(real), real=True)
+    first.update(torch.from_numpy(fake), real=False)
+    expected, root = first.compute(), first.real_sqrt()
+    torch.testing.assert_close(root @ root, first.real_statistics().sigma, rtol=0, atol=1e-10)
+
+    calls = []
+    original = frechet_module.psd_sqrt
+    monkeypatch.setattr(frechet_module, "psd_sqrt", lambda s, **kw: calls.append(1) or original(s, **kw))
+    second = FrechetDistance(12)
+    if loaded:
+        second.load_real_statistics(first.real_statistics())
+    else:
+        second.update(torch.from_numpy(real), real=True)
+    second.update(torch.from_numpy(fake), real=False)
+    before = _state(second)
+    for bad, error, match in [
+        (torch.eye(12, dtype=torch.float64), ValueError, "square root of the real covariance"),
+        (root[:3], ValueError, r"shape \(12, 12\)"),
+        (root.long(), TypeError, "floating point"),
+        (root * float("nan"), ValueError, "NaN"),
+    ]:
+        with pytest.raises(error, match=match):
+            second.load_real_sqrt(bad)
+    _assert_same_state(second, before)
+    second.load_real_sqrt(root)
+    assert second.compute() == expected
+    assert calls == []
+    torch.testing.assert_close(second.real_sqrt(), root, rtol=0, atol=0)
+
+
 def test_reset_real_features(rng):
     real = torch.from_numpy(rng.standard_normal((20, 4)))
     keep = FrechetDistance(4, reset_real_features=False)
