@@ -14,26 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
-from lightning_genmetrics.features.preprocess import InputRange, images_to_uint8
+from lightning_genmetrics.features.extractor import ImageFeatures
+from lightning_genmetrics.features.preprocess import InputRange
 from lightning_genmetrics.metrics import AUROC, SegmentationMetrics
-
-
-def _network_input(network: nn.Module, images: Tensor, input_range: InputRange) -> Tensor:
-    dtype = next((p.dtype for p in network.parameters() if p.is_floating_point()), torch.float32)
-    return images_to_uint8(images, input_range, name="samples").to(dtype) / 255
-
-
-def _run(network: nn.Module, inputs: Tensor) -> Tensor:
-    was_training = network.training
-    network.eval()
-    try:
-        with torch.no_grad():
-            return network(inputs)
-    finally:
-        network.train(was_training)
 
 
 class ClassFidelity(nn.Module):
@@ -56,9 +41,9 @@ class ClassFidelity(nn.Module):
 
     def __init__(self, classifier: nn.Module, num_classes: int, input_range: InputRange) -> None:
         super().__init__()
-        self.classifier = classifier
+        # The metrics' extractor protocol, and its pass shared with an Inception Score reading the same logits.
+        self.logits = ImageFeatures(classifier, input_range=input_range)
         self.num_classes = num_classes
-        self.input_range = input_range
         self.confusion = SegmentationMetrics(num_classes)
         self.auroc = AUROC("multiclass", num_classes=num_classes, input="logits")
 
@@ -70,13 +55,11 @@ class ClassFidelity(nn.Module):
         """Score a batch of samples conditioned on ``labels`` ``[N]``.
 
         Raises:
-            TypeError: the classifier returns something other than a tensor.
+            TypeError: the classifier returns something other than a floating point tensor.
             ValueError: its output is not ``[N, num_classes]``, or holds NaN/Inf.
         """
-        logits = _run(self.classifier, _network_input(self.classifier, images, self.input_range))
+        logits = self.logits.extract(self.logits.prepare(images))
         expected = (images.shape[0], self.num_classes)
-        if not isinstance(logits, Tensor):
-            raise TypeError(f"Expected the classifier to return logits, got {type(logits).__name__}.")
         if tuple(logits.shape) != expected:
             raise ValueError(f"Expected the classifier to return logits of shape {list(expected)}, got {logits.shape}.")
         targets = labels.to(logits.device)
@@ -116,8 +99,7 @@ class MaskFidelity(nn.Module):
         self, segmenter: nn.Module, num_classes: int, input_range: InputRange, ignore_index: int | None = None
     ) -> None:
         super().__init__()
-        self.segmenter = segmenter
-        self.input_range = input_range
+        self.network = ImageFeatures(segmenter, input_range=input_range)
         self.scores = SegmentationMetrics(num_classes, ignore_index)
 
     def reset(self) -> None:
@@ -130,7 +112,7 @@ class MaskFidelity(nn.Module):
             TypeError: the segmenter returns something other than a tensor.
             ValueError: its output does not fit the masks (see ``SegmentationMetrics.update``).
         """
-        out: Any = _run(self.segmenter, _network_input(self.segmenter, images, self.input_range))
+        out: Any = self.network.raw_output(self.network.prepare(images))
         if not isinstance(out, Tensor):
             raise TypeError(f"Expected the segmenter to return a tensor, got {type(out).__name__}.")
         self.scores.update(out, masks.to(out.device))

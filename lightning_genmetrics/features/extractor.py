@@ -112,6 +112,11 @@ class ImageFeatures(nn.Module):
         return memoized("features", self.module, uint8, lambda: self._extract(uint8))
 
     def _extract(self, uint8: Tensor) -> Tensor:
+        return self._check_output(self.raw_output(uint8), uint8.shape[0])
+
+    def raw_output(self, uint8: Tensor) -> Any:
+        """The module's output for images already passed through ``prepare``, unchecked: for networks whose output
+        is not a feature vector (a segmenter's class maps). Eval mode (restored after), no gradients."""
         if getattr(self.module, "input_dtype", None) == torch.uint8:
             inputs = uint8
         else:
@@ -120,10 +125,9 @@ class ImageFeatures(nn.Module):
         self.module.eval()
         try:
             with torch.no_grad():
-                features = self.module(inputs)
+                return self.module(inputs)
         finally:
             self.module.train(was_training)
-        return self._check_output(features, uint8.shape[0])
 
     def _float_dtype(self) -> torch.dtype:
         for parameter in self.module.parameters():
