@@ -12,6 +12,25 @@ from torch import Tensor
 RANGE_TOLERANCE = 1e-6
 
 
+def values_outside(values: Tensor, low: float, high: float) -> tuple[float, float] | None:
+    """``(smallest, largest)`` of ``values`` when they leave ``[low, high]`` by more than ``RANGE_TOLERANCE`` of
+    its width, else ``None`` (also for an empty tensor); callers word the error for their argument.
+
+    Example:
+        >>> values_outside(torch.tensor([0.0, 1.0 + 1e-9]), 0.0, 1.0) is None
+        True
+        >>> values_outside(torch.tensor([-0.5, 0.25]), 0.0, 1.0)
+        (-0.5, 0.25)
+    """
+    if values.numel() == 0:
+        return None
+    slack = RANGE_TOLERANCE * (high - low)
+    smallest, largest = (float(value) for value in torch.aminmax(values))
+    if smallest < low - slack or largest > high + slack:
+        return smallest, largest
+    return None
+
+
 def check_bool(value: Any, name: str) -> bool:
     """Return ``value`` if it is a ``bool``, else raise ``TypeError`` naming ``name``."""
     if not isinstance(value, bool):

@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
-from lightning_genmetrics._checks import RANGE_TOLERANCE, check_finite
+from lightning_genmetrics._checks import check_finite, values_outside
 from lightning_genmetrics.features.preprocess import InputRange
 from lightning_genmetrics.metrics import (
     LearnedPerceptualImagePatchSimilarity,
@@ -82,13 +81,11 @@ class ReconstructionQuality(nn.Module):
             )
         for images, name in ((inputs, "reconstruction inputs"), (reconstructions, "reconstructions")):
             check_finite(images, name)
-        low, high = self.input_range
-        slack = RANGE_TOLERANCE * (high - low)
-        smallest, largest = (float(value) for value in torch.aminmax(inputs))
-        if smallest < low - slack or largest > high + slack:
+        outside = values_outside(inputs, *self.input_range)
+        if outside is not None:
             raise ValueError(
                 f"Expected the reconstruction inputs in the declared range {self.input_range}, got values in "
-                f"[{smallest:.6g}, {largest:.6g}]; set `real_input_range`."
+                f"[{outside[0]:.6g}, {outside[1]:.6g}]; set `real_input_range`."
             )
         target = _to_unit(inputs, self.input_range)
         preds = _to_unit(reconstructions, self.input_range).clamp(0, 1)

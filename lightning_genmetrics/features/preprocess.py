@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lightning_genmetrics._checks import RANGE_TOLERANCE, check_finite, check_tensor
+from lightning_genmetrics._checks import check_finite, check_tensor, values_outside
 
 InputRange = tuple[float, float]
 INPUT_RANGES: tuple[InputRange, ...] = ((0.0, 1.0), (-1.0, 1.0))
@@ -83,12 +83,11 @@ def _float_to_uint8(images: Tensor, input_range: InputRange | None, name: str) -
     low, high = input_range
     if images.numel() == 0:
         return images.to(torch.uint8)
-    slack = RANGE_TOLERANCE * (high - low)
-    smallest, largest = images.min().item(), images.max().item()
-    if smallest < low - slack or largest > high + slack:
+    outside = values_outside(images, low, high)
+    if outside is not None:
         raise ValueError(
             f"Expected `{name}` in the declared input_range {input_range}, got values in "
-            f"[{smallest:.6g}, {largest:.6g}]."
+            f"[{outside[0]:.6g}, {outside[1]:.6g}]."
         )
     scaled = (images.to(torch.float64) - low) * (255.0 / (high - low))
     return scaled.round_().clamp_(0, 255).to(torch.uint8)

@@ -8,11 +8,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lightning_genmetrics._checks import check_bool, check_finite, check_tensor
+from lightning_genmetrics._checks import check_bool, check_finite, check_tensor, values_outside
 from lightning_genmetrics.features.extractor import keep_out_of_state_dict
 from lightning_genmetrics.features.lpips_nets import LPIPSNet, LPIPSNetwork
 from lightning_genmetrics.features.precision import full_fp32_precision
-from lightning_genmetrics.features.preprocess import RANGE_TOLERANCE
 from lightning_genmetrics.metrics._base import SummedStateMetric
 
 
@@ -114,13 +113,12 @@ class LearnedPerceptualImagePatchSimilarity(SummedStateMetric):
             return images
         check_finite(images, name)
         low, high = self.input_range
-        smallest, largest = (value.item() for value in torch.aminmax(images))
-        slack = RANGE_TOLERANCE * (high - low)
-        if smallest < low - slack or largest > high + slack:
+        outside = values_outside(images, low, high)
+        if outside is not None:
             hint = "" if self.normalize else " Pass normalize=True for images in [0, 1]."
             raise ValueError(
                 f"Expected `{name}` in [{low:g}, {high:g}] (normalize={self.normalize}), got values in "
-                f"[{smallest:.6g}, {largest:.6g}].{hint}"
+                f"[{outside[0]:.6g}, {outside[1]:.6g}].{hint}"
             )
         return images
 
