@@ -51,11 +51,18 @@ from lightning_genmetrics.callbacks.real_statistics import (
     save_tensors,
 )
 from lightning_genmetrics.callbacks.reconstruction import RECONSTRUCTION_METRICS, ReconstructionQuality
+from lightning_genmetrics.callbacks.sharding import RankShare, known_sample_count
 from lightning_genmetrics.callbacks.weights import evaluation_weights, match_ema_target
 from lightning_genmetrics.features.preprocess import InputRange, check_input_range, images_to_uint8
 from lightning_genmetrics.features.shared import shared_extraction
 from lightning_genmetrics.metrics import FrechetInceptionDistance, InceptionScore, KernelInceptionDistance
-from lightning_genmetrics.samplers.base import MAX_SAMPLES, eval_mode, sample_range, sampler_output_range
+from lightning_genmetrics.samplers.base import (
+    MAX_SAMPLES,
+    NonFiniteSamplesError,
+    eval_mode,
+    sample_range,
+    sampler_output_range,
+)
 from lightning_genmetrics.samplers.diffusion import DiffusionSampler
 from lightning_genmetrics.stats import ReferenceStatistics, load_statistics, save_statistics
 
@@ -82,8 +89,12 @@ _HIGHER_IS_BETTER = {
     "recon/lpips": False,
 }
 _BEST_GUIDANCE_BY = ("fid", "kid", "is", "accuracy", "miou")
+# The values that come as (mean, std) pairs, logged as `name` and `name_std`.
+_WITH_STD = ("is", "kid")
+# Trainer entry points the callback can evaluate in, by their `TrainerFn` value.
+_STAGES = (TrainerFn.FITTING.value, TrainerFn.VALIDATING.value, TrainerFn.TESTING.value)
 EMASource = Literal["auto"] | nn.Module | None
-_Hook = Literal["validation", "train_epoch_end", "train_batch_end"]
+_Hook = Literal["validation", "train_epoch_end", "train_batch_end", "test"]
 
 
 def shard_bounds(num_samples: int, rank: int, world_size: int) -> tuple[int, int]:
@@ -134,6 +145,18 @@ class PhaseTimer:
     def _synchronize(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+
+
+def count_nonfinite(images: Tensor) -> int:
+    """The number of samples (rows of dim 0) of a floating point batch holding a NaN or an infinity.
+
+    Example:
+        >>> count_nonfinite(torch.tensor([[0.0, 1.0], [float("nan"), 0.0], [0.0, float("inf")]]))
+        2
+    """
+    if not images.is_floating_point() or images.ndim == 0:
+        return 0
+    return int((~torch.isfinite(images.reshape(images.shape[0], -1))).any(dim=1).sum())
 
 
 def batch_to_masks(batch: Any) -> Tensor:
@@ -290,6 +313,9 @@ class GenerativeMetricsCallback(Callback):
         reconstruct: Callable[[LightningModule, Tensor], Tensor] | None = None,
         reconstruction_data: DataLoader | None = None,
         reconstruction_metrics: Sequence[str] = ("ssim", "psnr"),
+        on_nonfinite: Literal["nan", "raise"] = "nan",
+        stages: Sequence[str] = ("fit",),
+        refingerprint_on_resume: bool = True,
     ) -> None:
         super().__init__()
         self.classifier = self._check_module(classifier, "classifier")
@@ -333,6 +359,11 @@ class GenerativeMetricsCallback(Callback):
         if not (ema is None or ema == "auto" or isinstance(ema, nn.Module)):
             raise misconfigured("ema", ema, "'auto', None or an EMA nn.Module")
         self.ema = ema
+        if on_nonfinite not in ("nan", "raise"):
+            raise misconfigured("on_nonfinite", on_nonfinite, "'nan' or 'raise'")
+        self.on_nonfinite = on_nonfinite
+        self.stages = check_names(stages, "stages", _STAGES, allow_empty=False)
+        self.refingerprint_on_resume = check_bool(refingerprint_on_resume, "refingerprint_on_resume")
 
         self.sampler: Any = None
         self.metrics: dict[str, nn.Module] = {}
@@ -342,6 +373,7 @@ class GenerativeMetricsCallback(Callback):
         self._history: list[dict[str, Any]] = []
         self._best: dict[str, float] = {}
         self._data_key: tuple[str, int] | None = None
+        self._checkpoint_data_key: tuple[str, int] | None = None
         self._fid_real_ready = False
         self._kid_real_ready = False
         self._last_evaluated_epoch = -1
@@ -438,6 +470,49 @@ class GenerativeMetricsCallback(Callback):
                 f"(labels drawn per sample), got null_label={sampler.null_label}, num_classes={sampler.num_classes}."
             )
 
+    def _check_data_before_training(self) -> None:
+        """What can be checked cheaply at ``setup``, so that it fails before the first training step, not after N
+        epochs: the cache folder, the real loader's size and its first batch, and the other loaders' sizes."""
+        if self.cache_dir is not None and self.cache_dir.exists() and not self.cache_dir.is_dir():
+            raise MisconfigurationException(
+                f"Expected `cache_dir` to be a directory, got '{self.cache_dir}', which exists and is not one."
+            )
+        for name, loader in (("masks", self.masks), ("reconstruction_data", self.reconstruction_data)):
+            if loader is not None and known_sample_count(loader) == 0:
+                raise MisconfigurationException(f"Expected `{name}` to hold samples, got an empty DataLoader.")
+        if self._real_loader is not None and {"fid", "kid"} & set(self.metrics):
+            self._check_real_loader(self._real_loader)
+
+    def _check_real_loader(self, loader: DataLoader) -> None:
+        count = known_sample_count(loader)
+        if count == 0:
+            raise MisconfigurationException(
+                "Expected `real` to hold real images, got an empty DataLoader (no batches): FID and KID compare the "
+                "samples with real images."
+            )
+        if count is not None and count < 2:
+            raise MisconfigurationException(f"Expected `real` to hold at least 2 images, got a DataLoader of {count}.")
+        kid = self.metrics.get("kid")
+        if kid is not None and count is not None and kid.subset_size > count:
+            raise MisconfigurationException(
+                f"KID's `subset_size` ({kid.subset_size}) exceeds the {count} real images of `real`; pass "
+                f"metric_kwargs={{'kid': {{'subset_size': ...}}}} with at most {count}."
+            )
+        try:
+            # Iterating a DataLoader draws its base seed from the global RNG, which training must not see.
+            with torch.random.fork_rng(devices=[]):
+                first = next(iter(loader))
+        except StopIteration:
+            raise MisconfigurationException(
+                "Expected `real` to hold real images, got a DataLoader that yields no batch."
+            ) from None
+        try:
+            images_to_uint8(batch_to_images(first), self._real_range(), name="real images")
+        except (TypeError, ValueError) as error:
+            raise MisconfigurationException(
+                f"The first batch of `real` cannot be used (`real_input_range` is {self._real_range()}): {error}"
+            ) from error
+
     @staticmethod
     def _check_real_input_range(value: Any) -> InputRange | None:
         try:
@@ -503,12 +578,17 @@ class GenerativeMetricsCallback(Callback):
             return None
         return self._statistics_key(next(name for name in ("fid", "kid", *self.metrics) if name in self.metrics))
 
+    @property
+    def _known_data_key(self) -> tuple[str, int] | None:
+        """The data fingerprint of this run, or until one is taken, the checkpoint's."""
+        return self._data_key if self._data_key is not None else self._checkpoint_data_key
+
     @override
     def state_dict(self) -> dict[str, Any]:
         return {
             "history": self.history,
             "best": self.best,
-            "data_key": None if self._data_key is None else list(self._data_key),
+            "data_key": None if self._known_data_key is None else list(self._known_data_key),
             "last_evaluated_epoch": self._last_evaluated_epoch,
             "last_evaluated_step": self._last_evaluated_step,
             "seed": self.seed,
@@ -521,7 +601,10 @@ class GenerativeMetricsCallback(Callback):
         self._history = [dict(record) for record in state_dict.get("history", [])]
         self._best = dict(state_dict.get("best", {}))
         data_key = state_dict.get("data_key")
-        self._data_key = None if data_key is None else (str(data_key[0]), int(data_key[1]))
+        self._checkpoint_data_key = None if data_key is None else (str(data_key[0]), int(data_key[1]))
+        # The data may have changed since the checkpoint (a preprocessing fix, another split): by default the
+        # first evaluation fingerprints them again (reading and hashing, no extraction) instead of trusting it.
+        self._data_key = None if self.refingerprint_on_resume else self._checkpoint_data_key
         self._last_evaluated_epoch = state_dict.get("last_evaluated_epoch", -1)
         self._last_evaluated_step = state_dict.get("last_evaluated_step", -1)
         saved = (state_dict.get("seed", self.seed), state_dict.get("num_samples", self.num_samples))
@@ -535,7 +618,14 @@ class GenerativeMetricsCallback(Callback):
 
     @override
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if stage != TrainerFn.FITTING:
+        stage = getattr(stage, "value", stage)  # Lightning passes a TrainerFn, a str enum
+        if stage not in self.stages:
+            if stage in _STAGES:
+                self._warn_once(
+                    f"stage:{stage}",
+                    f"GenerativeMetricsCallback does not evaluate in `trainer.{stage}()`: it runs in stages="
+                    f"{self.stages}. Pass stages=(..., {stage!r}) to evaluate there.",
+                )
             return
         if self.sampler is None:
             self.sampler = self._resolve_sampler(pl_module)
@@ -547,6 +637,7 @@ class GenerativeMetricsCallback(Callback):
                 raise MisconfigurationException(f"Invalid `ema`: {error}") from error
         if not (self.metrics or self._class_fidelity or self._mask_fidelity or self._reconstruction):
             self._build(sampler_output_range(self.sampler))
+        self._check_data_before_training()
         if trainer.world_size > 1:
             # Lightning recommends sync_dist=True for epoch-level values under DDP; ours are already global.
             warnings.filterwarnings(
@@ -557,9 +648,18 @@ class GenerativeMetricsCallback(Callback):
 
     @override
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.state.fn == TrainerFn.VALIDATING:  # `trainer.validate()`: one evaluation of the loaded weights
+            if TrainerFn.VALIDATING.value in self.stages and not trainer.sanity_checking:
+                self._evaluate(trainer, pl_module, hook="validation")
+            return
         # The end-of-epoch validation, where ModelCheckpoint (on_validation_end) reads the logged values.
         if trainer.is_last_batch and self._epoch_due(trainer):
             self._evaluate(trainer, pl_module, hook="validation")
+
+    @override
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.state.fn == TrainerFn.TESTING and TrainerFn.TESTING.value in self.stages:
+            self._evaluate(trainer, pl_module, hook="test")
 
     @override
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -657,8 +757,10 @@ class GenerativeMetricsCallback(Callback):
     # Evaluation ----------------------------------------------------------------------------------------------
 
     def _evaluate(self, trainer: Trainer, pl_module: LightningModule, *, hook: _Hook) -> None:
-        self._last_evaluated_epoch = trainer.current_epoch
-        self._last_evaluated_step = trainer.global_step
+        stage = trainer.state.fn.value if trainer.state.fn is not None else TrainerFn.FITTING.value
+        if stage == TrainerFn.FITTING.value:
+            self._last_evaluated_epoch = trainer.current_epoch
+            self._last_evaluated_step = trainer.global_step
         device = pl_module.device
         timer = PhaseTimer(device)
         started = time.perf_counter()
@@ -682,7 +784,7 @@ class GenerativeMetricsCallback(Callback):
         values.update(trainer.strategy.broadcast(seconds, src=0))
         step = self._logging_step(trainer, hook)
         self._log_scalars(trainer, pl_module, values, step=step if hook == "train_batch_end" else None)
-        self._record(trainer, values, ema=weights == "ema")
+        self._record(trainer, values, ema=weights == "ema", stage=stage)
         for suffix, images in grids.items():
             self._log_grid(trainer, images, suffix, step)
         self._log_figures(trainer, values, projection, step)
@@ -717,12 +819,16 @@ class GenerativeMetricsCallback(Callback):
         values: dict[str, float] = {}
         images = projection = None
         if self.metrics or self._class_fidelity is not None:
-            images = self._update_generated(trainer, device, sampler, timer, label)
-            with timer("compute"):
-                values = self._compute()
-                projection = self._projection(trainer)
+            images, nonfinite = self._update_generated(trainer, device, sampler, timer, label)
+            what = f"of the {self.num_samples} generated samples{label} are"
+            if self._nonfinite_values(trainer, nonfinite, self._generated_value_names, what, values):
+                images = None
+            else:
+                with timer("compute"):
+                    values = self._compute()
+                    projection = self._projection(trainer)
         if self._mask_fidelity is not None:
-            values.update(self._evaluate_masks(trainer, device, sampler, timer))
+            values.update(self._evaluate_masks(trainer, device, sampler, timer, label))
         return values, images, projection
 
     def _guided_sampler(self, w: float) -> DiffusionSampler:
@@ -732,10 +838,13 @@ class GenerativeMetricsCallback(Callback):
         return sampler
 
     def _best_guidance(self, per_w: dict[float, dict[str, float]]) -> float:
-        """The strength with the best value of the first of FID, KID, IS, accuracy, mIoU that is evaluated."""
+        """The strength with the best value of the first of FID, KID, IS, accuracy, mIoU that is evaluated.
+
+        A strength whose value is NaN (non-finite samples) ranks last; when all are NaN the first is reported.
+        """
         name = next(name for name in _BEST_GUIDANCE_BY if name in next(iter(per_w.values())))
         sign = 1.0 if _HIGHER_IS_BETTER[name] else -1.0
-        return max(per_w, key=lambda w: sign * per_w[w][name])
+        return max(per_w, key=lambda w: sign * per_w[w][name] if math.isfinite(per_w[w][name]) else -math.inf)
 
     def _conditioning(self, begin: int, end: int) -> Tensor | None:
         """Balanced class labels of samples ``[begin, end)`` when a classifier judges them, else the sampler's own."""
@@ -749,9 +858,30 @@ class GenerativeMetricsCallback(Callback):
         show = self.progress_bar and trainer.is_global_zero and trainer.progress_bar_callback is not None
         return tqdm(total=total, desc=f"{self.prefix}sampling{label}", leave=False, disable=not show, unit="batch")
 
+    def _draw(
+        self, sampler: Any, begin: int, end: int, device: torch.device, labels: Tensor | None
+    ) -> tuple[Tensor | None, int]:
+        """Samples ``[begin, end)``, or ``None`` and the number of non-finite ones among them.
+
+        With ``on_nonfinite="raise"`` the samplers' (or the image checks') error propagates instead.
+        """
+        try:
+            images = sample_range(
+                sampler, begin, end, seed=self.seed, batch_size=self.batch_size, device=device, labels=labels
+            )
+        except NonFiniteSamplesError as error:
+            if self.on_nonfinite == "raise":
+                raise
+            return None, error.count
+        if self.on_nonfinite == "raise":
+            return images, 0
+        nonfinite = count_nonfinite(images)  # a sampler of the user's own may not check its output
+        return (None, nonfinite) if nonfinite else (images, 0)
+
     def _update_generated(
         self, trainer: Trainer, device: torch.device, sampler: Any, timer: PhaseTimer, label: str
-    ) -> Tensor | None:
+    ) -> tuple[Tensor | None, int]:
+        """Sample this rank's shard into the metrics; rank 0's grid images and this rank's non-finite count."""
         for metric in self.metrics.values():
             metric.reset()
         if self._class_fidelity is not None:
@@ -759,35 +889,31 @@ class GenerativeMetricsCallback(Callback):
         start, stop = shard_bounds(self.num_samples, trainer.global_rank, trainer.world_size)
         want_grid = self.log_images and trainer.is_global_zero
         shown: list[Tensor] = []
+        nonfinite = 0
         bounds = [(begin, min(begin + self.batch_size, stop)) for begin in range(start, stop, self.batch_size)]
         with self._progress(trainer, len(bounds), label) as bar:
             for begin, end in bounds:
                 labels = self._conditioning(begin, end)
                 with timer("sampling"):
-                    images = sample_range(
-                        sampler, begin, end, seed=self.seed, batch_size=self.batch_size, device=device, labels=labels
-                    )
+                    images, bad = self._draw(sampler, begin, end, device, labels)
+                bar.update(1)
+                if images is None:
+                    nonfinite += bad
+                    continue
                 with timer("features"):
                     self._update_batch(images, torch.arange(begin, end, device=device), labels)
                 if want_grid and begin < self.num_images:
                     shown.append(images[: self.num_images - begin].cpu())
-                bar.update(1)
-        if not want_grid:
-            return None
+        if not want_grid or nonfinite:
+            return None, nonfinite
         # Rank 0's shard starts at sample 0; when it is shorter than the grid, rank 0 draws the rest itself.
         have = sum(chunk.shape[0] for chunk in shown)
         if have < self.num_images:
-            rest = sample_range(
-                sampler,
-                have,
-                self.num_images,
-                seed=self.seed,
-                batch_size=self.batch_size,
-                device=device,
-                labels=self._conditioning(have, self.num_images),
-            )
+            rest, _ = self._draw(sampler, have, self.num_images, device, self._conditioning(have, self.num_images))
+            if rest is None:
+                return None, nonfinite
             shown.append(rest.cpu())
-        return torch.cat(shown)
+        return torch.cat(shown), nonfinite
 
     def _update_batch(self, images: Tensor, ids: Tensor, labels: Tensor | None) -> None:
         # One uint8 tensor for every metric: metrics sharing a network then share its pass over the batch.
@@ -815,31 +941,53 @@ class GenerativeMetricsCallback(Callback):
             values.update(self._class_fidelity.compute())
         return values
 
+    def _generated_value_names(self) -> list[str]:
+        """The names ``_compute`` returns: what is logged as NaN when the samples are not finite."""
+        names = [f"{name}{suffix}" for name in self.metrics for suffix in ("", "_std")[: 2 if name in _WITH_STD else 1]]
+        if self._class_fidelity is not None:
+            names.extend(self._class_fidelity.value_names())
+        return names
+
+    def _nonfinite_values(
+        self, trainer: Trainer, nonfinite: int, names: Callable[[], Sequence[str]], what: str, values: dict[str, float]
+    ) -> bool:
+        """Whether any rank drew non-finite samples; if so, put NaN for ``names()`` in ``values`` and warn.
+
+        Every rank calls this (the counts are summed over the ranks), so every rank makes the same decision: the
+        metrics' states are then neither synchronised nor computed, and no collective is left waiting.
+        """
+        count = int(trainer.strategy.reduce(torch.tensor(nonfinite, dtype=torch.int64), reduce_op="sum"))
+        if count == 0:
+            return False
+        values.update(dict.fromkeys(names(), math.nan))
+        rank_zero_warn(
+            f"GenerativeMetricsCallback: {count} {what} not finite (NaN or Inf) "
+            f"at epoch {trainer.current_epoch}, step {trainer.global_step}: logging NaN for "
+            f"{[self.prefix + name for name in names()]}. Training goes on; pass on_nonfinite='raise' to stop instead."
+        )
+        return True
+
     def _evaluate_masks(
-        self, trainer: Trainer, device: torch.device, sampler: Any, timer: PhaseTimer
+        self, trainer: Trainer, device: torch.device, sampler: Any, timer: PhaseTimer, label: str
     ) -> dict[str, float]:
         """One sample per conditioning mask (batches sharded over the ranks); the segmenter's scores of them."""
         fidelity = self._mask_fidelity
         fidelity.reset()
-        offset = 0
-        for index, batch in enumerate(self.masks):
-            masks = batch_to_masks(batch)
+        nonfinite = 0
+        for item in RankShare(self.masks, rank=trainer.global_rank, world_size=trainer.world_size):
+            masks = batch_to_masks(item.batch).to(device)
             count = masks.shape[0]
-            if index % trainer.world_size == trainer.global_rank:
-                masks = masks.to(device)
-                with timer("sampling"):
-                    images = sample_range(
-                        sampler,
-                        offset,
-                        offset + count,
-                        seed=self.seed,
-                        batch_size=self.batch_size,
-                        device=device,
-                        labels=masks,
-                    )
-                with timer("features"):
-                    fidelity.update(images, masks)
-            offset += count
+            with timer("sampling"):
+                images, bad = self._draw(sampler, item.offset, item.offset + count, device, masks)
+            if images is None:
+                nonfinite += bad
+                continue
+            with timer("features"):
+                fidelity.update(images, masks)
+        values: dict[str, float] = {}
+        what = f"mask-conditioned samples{label} are"
+        if self._nonfinite_values(trainer, nonfinite, fidelity.value_names, what, values):
+            return values
         with timer("compute"):
             return fidelity.compute()
 
@@ -848,16 +996,23 @@ class GenerativeMetricsCallback(Callback):
     ) -> dict[str, float]:
         quality = self._reconstruction
         quality.reset()
-        for index, batch in enumerate(self.reconstruction_data):
-            if index % trainer.world_size != trainer.global_rank:
-                continue
-            images = batch_to_images(batch).to(device)
+        nonfinite = 0
+        for item in RankShare(self.reconstruction_data, rank=trainer.global_rank, world_size=trainer.world_size):
+            images = batch_to_images(item.batch).to(device)
             with timer("reconstruction"):
                 reconstructions = self.reconstruct(pl_module, images)
             if not isinstance(reconstructions, Tensor):
                 raise TypeError(f"Expected `reconstruct` to return a tensor, got {type(reconstructions).__name__}.")
+            bad = count_nonfinite(reconstructions) if self.on_nonfinite == "nan" else 0
+            if bad:
+                nonfinite += bad
+                continue
             with timer("features"):
                 quality.update(images, reconstructions)
+        names = [f"recon/{name}" for name in quality.metrics]
+        values: dict[str, float] = {}
+        if self._nonfinite_values(trainer, nonfinite, lambda: names, "reconstructions are", values):
+            return values
         with timer("compute"):
             return {f"recon/{name}": value for name, value in quality.compute().items()}
 
@@ -886,7 +1041,7 @@ class GenerativeMetricsCallback(Callback):
             return
         if self.cache_dir is not None:
             if self._data_key is None and self._cache_has_files(trainer):
-                self._data_key = self._read_real(trainer, device, None)  # fingerprint only, to look the files up
+                self._read_real(trainer, device, None)  # fingerprint only, to look the files up
             if self._data_key is not None:
                 if need_fid and self._load_cached_fid(trainer, fid):
                     need_fid = False
@@ -905,101 +1060,146 @@ class GenerativeMetricsCallback(Callback):
                 if need_kid:
                     kid.update(uint8, real=True)
 
-        self._data_key = self._read_real(trainer, device, consume)
+        self._read_real(trainer, device, consume)
         if need_kid:
             self._kid_real_ready = True
             if self.cache_dir is not None:
                 reservoir = kid.real_reservoir()  # every rank: a collective
-                if trainer.is_global_zero:
-                    self.cache_dir.mkdir(parents=True, exist_ok=True)
-                    save_tensors(kid_cache_path(self.cache_dir, self._kid_key()), reservoir)
+                self._write_cache(trainer, kid_cache_path(self.cache_dir, self._kid_key()), save_tensors, reservoir)
         if temporary is not None:
             statistics = temporary.real_statistics()
-            if trainer.is_global_zero and self.cache_dir is not None:
-                self.cache_dir.mkdir(parents=True, exist_ok=True)
-                save_statistics(real_cache_path(self.cache_dir, self._fid_key()), statistics)
+            if self.cache_dir is not None:
+                path = real_cache_path(self.cache_dir, self._fid_key())
+                self._write_cache(trainer, path, save_statistics, statistics)
             self._use_real_statistics(fid, statistics)
 
-    def _read_real(
-        self, trainer: Trainer, device: torch.device, consume: Callable[[Tensor], None] | None
-    ) -> tuple[str, int]:
-        return read_real_images(
-            self._real_loader,
-            rank=trainer.global_rank,
-            world_size=trainer.world_size,
+    def _read_real(self, trainer: Trainer, device: torch.device, consume: Callable[[Tensor], None] | None) -> None:
+        """Read this rank's share of the real data (feeding ``consume``), and take the data's fingerprint."""
+        self._data_key = read_real_images(
+            RankShare(self._real_loader, rank=trainer.global_rank, world_size=trainer.world_size),
             input_range=self._real_range(),
             device=device,
             consume=consume,
             reduce_sum=lambda table: trainer.strategy.reduce(table, reduce_op="sum"),
         )
+        if self._checkpoint_data_key not in (None, self._data_key):
+            self._warn_once(
+                "data-changed",
+                "GenerativeMetricsCallback: the real data differ from those of the checkpoint this run resumed from "
+                "(another fingerprint); the real statistics are those of the current data, so values logged before "
+                "and after the restart are not comparable.",
+            )
 
     def _cache_has_files(self, trainer: Trainer) -> bool:
         """Whether rank 0's cache folder holds any real statistics (else a fingerprint pass cannot hit)."""
-        found = trainer.is_global_zero and self.cache_dir.is_dir() and any(self.cache_dir.glob("real-*.npz"))
+        found = False
+        if trainer.is_global_zero:
+            try:
+                found = self.cache_dir.is_dir() and any(self.cache_dir.glob("real-*.npz"))
+            except OSError as error:
+                self._warn_once(f"list:{self.cache_dir}", f"Cannot list the cache folder '{self.cache_dir}': {error}.")
         return bool(trainer.strategy.broadcast(found, src=0))
 
-    def _load_cached_fid(self, trainer: Trainer, fid: nn.Module) -> bool:
-        # Rank 0 reads the file and sends it: the other ranks need not share its filesystem.
-        path = real_cache_path(self.cache_dir, self._fid_key())
-        statistics = None
-        if trainer.is_global_zero and path.is_file():
+    def _write_cache(self, trainer: Trainer, path: Path, write: Callable[[Path, Any], None], content: Any) -> bool:
+        """Write a cache file on global rank 0; a failure is warned about (once per file), never raised.
+
+        The cache only saves time: a read-only or full disk must not end the run, and this evaluation's values do
+        not depend on it.
+        """
+        if not trainer.is_global_zero:
+            return False
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write(path, content)
+        except OSError as error:
+            self._warn_once(
+                f"write:{path}",
+                f"GenerativeMetricsCallback cannot write the cache file '{path}' ({type(error).__name__}: {error}); "
+                "the values are logged all the same and the next run recomputes it. Training goes on.",
+            )
+            return False
+        return True
+
+    def _read_cache(
+        self, trainer: Trainer, path: Path, read: Callable[[Path], Any], what: str, *, send: bool = True
+    ) -> Any:
+        """Global rank 0 reads a cache file and (with ``send``) sends its content to every rank, which need not
+        share rank 0's filesystem; ``None`` when the file is absent or cannot be read (warned about: it is then
+        recomputed)."""
+        content = None
+        if trainer.is_global_zero:
             try:
-                statistics = load_statistics(path)
-            except ValueError as error:
-                rank_zero_warn(f"Ignoring the real statistics cache '{path}' ({error}); recomputing them.")
-        statistics = trainer.strategy.broadcast(statistics, src=0)
+                if path.is_file():
+                    content = read(path)
+            except (OSError, ValueError) as error:
+                self._warn_cache_fault(path, what, error)
+        return trainer.strategy.broadcast(content, src=0) if send else content
+
+    def _warn_cache_fault(self, path: Path, what: str, error: Exception) -> None:
+        rank_zero_warn(
+            f"GenerativeMetricsCallback ignores the cached {what} '{path}' ({type(error).__name__}: {error}); "
+            "recomputing it and writing it again."
+        )
+
+    def _load_cached_fid(self, trainer: Trainer, fid: nn.Module) -> bool:
+        path = real_cache_path(self.cache_dir, self._fid_key())
+        statistics = self._read_cache(trainer, path, load_statistics, "real statistics")
         if statistics is None:
             return False
-        self._use_real_statistics(fid, statistics)
+        try:
+            fid.load_real_statistics(statistics)  # the same data on every rank, so the same outcome
+        except ValueError as error:
+            self._warn_cache_fault(path, "real statistics", error)
+            return False
+        self._fid_real_ready = True
         self._load_cached_root(trainer, fid)
         return True
 
     def _cache_real_root(self, trainer: Trainer) -> None:
-        """Write ``Σ_r^½`` beside the cached statistics once (rank 0): a new run then skips its eigendecomposition."""
+        """Write ``Σ_r^½`` beside the cached statistics once (rank 0): a new run then skips its eigendecomposition.
+
+        Written unless this run loaded it, so a file that could not be read is replaced.
+        """
         fid = self.metrics.get("fid")
         if self._root_cached or fid is None or self.cache_dir is None or self._data_key is None:
             return
         self._root_cached = True
-        path = root_cache_path(self.cache_dir, self._fid_key())
-        if trainer.is_global_zero and not path.is_file():
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            save_tensors(path, {"root": fid.real_sqrt()})  # computed by this evaluation: no extra work
+        if trainer.is_global_zero:
+            root = {"root": fid.real_sqrt()}  # computed by this evaluation: no extra work
+            self._write_cache(trainer, root_cache_path(self.cache_dir, self._fid_key()), save_tensors, root)
 
     def _load_cached_root(self, trainer: Trainer, fid: nn.Module) -> None:
         path = root_cache_path(self.cache_dir, self._fid_key())
-        root = None
-        if trainer.is_global_zero and path.is_file():
-            try:
-                root = load_tensors(path, ("root",))["root"]
-            except ValueError as error:
-                rank_zero_warn(f"Ignoring the cached square root '{path}' ({error}); recomputing it.")
-        root = trainer.strategy.broadcast(root, src=0)
+        root = self._read_cache(trainer, path, lambda file: load_tensors(file, ("root",))["root"], "square root")
         if root is None:
             return
         try:
             fid.load_real_sqrt(root)
             self._root_cached = True
         except (TypeError, ValueError) as error:
-            rank_zero_warn(f"Ignoring the cached square root '{path}' ({error}); recomputing it.")
+            self._warn_cache_fault(path, "square root", error)
 
     def _load_cached_kid(self, trainer: Trainer, kid: nn.Module) -> bool:
-        # Rank 0 holds the whole reservoir, the others none: synchronisation merges them into the same set.
         path = kid_cache_path(self.cache_dir, self._kid_key())
+        read = lambda file: load_tensors(file, RESERVOIR)  # noqa: E731
+        reservoir = self._read_cache(trainer, path, read, "KID real features", send=False)
         loaded = False
-        if trainer.is_global_zero and path.is_file():
+        if reservoir is not None:
+            # Rank 0 holds the whole reservoir, the others none: synchronisation merges them into the same set.
             try:
-                kid.load_real_reservoir(load_tensors(path, RESERVOIR))
+                kid.load_real_reservoir(reservoir)
                 loaded = True
             except (TypeError, ValueError) as error:
-                rank_zero_warn(f"Ignoring the KID real-feature cache '{path}' ({error}); recomputing it.")
+                self._warn_cache_fault(path, "KID real features", error)
         loaded = bool(trainer.strategy.broadcast(loaded, src=0))
         self._kid_real_ready = loaded
         return loaded
 
     # Recording and logging -----------------------------------------------------------------------------------
 
-    def _record(self, trainer: Trainer, values: dict[str, float], *, ema: bool) -> None:
-        self._history.append({"epoch": trainer.current_epoch, "global_step": trainer.global_step, "ema": ema, **values})
+    def _record(self, trainer: Trainer, values: dict[str, float], *, ema: bool, stage: str) -> None:
+        record = {"epoch": trainer.current_epoch, "global_step": trainer.global_step, "ema": ema, "stage": stage}
+        self._history.append({**record, **values})
         for name, higher in _HIGHER_IS_BETTER.items():
             value, best = values.get(name), self._best.get(name)
             if value is None or not math.isfinite(value):

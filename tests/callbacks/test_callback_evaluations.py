@@ -167,7 +167,7 @@ def test_step_cadence(tmp_path: Path) -> None:
     trainer.fit(TinyGAN(), train_loader())
     assert [record["global_step"] for record in callback.history] == [3, 6]
     assert [record["epoch"] for record in callback.history] == [1, 2]
-    assert dataset.reads == len(dataset)
+    assert dataset.reads == 8 + len(dataset)  # the first batch's check at setup, then one pass
     events = read_events(trainer.logger.log_dir)
     assert [s.step for s in events.Scalars("gen/fid")] == [2, 5]
     assert [s.value for s in events.Scalars("gen/fid")] == pytest.approx([r["fid"] for r in callback.history])
@@ -469,9 +469,10 @@ def test_a_fresh_run_finds_fid_and_kid_real_features_in_the_cache(
     (first, first_extracted, first_reads), (second, second_extracted, second_reads) = records
     # FID and KID share the extractor's pass over each batch. First run: one real pass with extraction, then 2
     # evaluations × 24 samples.
-    assert (first_reads, first_extracted) == (16, 16 + 2 * NUM_SAMPLES)
+    # (Each run also reads the first batch, 8 images, to check it at setup.)
+    assert (first_reads, first_extracted) == (8 + 16, 16 + 2 * NUM_SAMPLES)
     # Second run: a fingerprint pass reads the images but extracts nothing from them.
-    assert (second_reads, second_extracted) == (16, 2 * NUM_SAMPLES)
+    assert (second_reads, second_extracted) == (8 + 16, 2 * NUM_SAMPLES)
     for a, b in zip(first, second, strict=True):
         assert b["fid"] == pytest.approx(a["fid"], rel=1e-12)
         assert b["kid"] == pytest.approx(a["kid"], rel=1e-12, abs=1e-15)
@@ -500,7 +501,7 @@ def test_a_corrupt_kid_cache_is_recomputed_with_a_warning(tmp_path: Path) -> Non
     first = run("a")
     (path,) = (tmp_path / "cache").glob("real-kid-*.npz")
     path.write_bytes(path.read_bytes()[:-20])
-    with pytest.warns(UserWarning, match="Ignoring the KID real-feature cache"):
+    with pytest.warns(UserWarning, match="ignores the cached KID real features"):
         second = run("b")
     assert second.history[0]["kid"] == pytest.approx(first.history[0]["kid"], rel=1e-12, abs=1e-15)
 
@@ -579,13 +580,13 @@ def test_a_corrupt_or_wrong_cached_root_is_recomputed_with_a_warning(tmp_path: P
     (path,) = (tmp_path / "cache").glob("real-root-*.npz")
     intact = path.read_bytes()
     path.write_bytes(intact[:-20])
-    with pytest.warns(UserWarning, match="Ignoring the cached square root .*not a zip file"):
+    with pytest.warns(UserWarning, match="ignores the cached square root .*not a zip file"):
         second = run("b")
     assert second.history[0]["fid"] == pytest.approx(first.history[0]["fid"], rel=1e-12)
 
     from lightning_genmetrics.callbacks.real_statistics import save_tensors
 
     save_tensors(path, {"root": torch.eye(16, dtype=torch.float64)})  # a valid file, not this covariance's root
-    with pytest.warns(UserWarning, match="Ignoring the cached square root .*square root of the real covariance"):
+    with pytest.warns(UserWarning, match="ignores the cached square root .*square root of the real covariance"):
         third = run("c")
     assert third.history[0]["fid"] == pytest.approx(first.history[0]["fid"], rel=1e-12)

@@ -176,8 +176,9 @@ def test_logs_scalars_and_images_and_checkpoint_monitors_fid(tmp_path: Path) -> 
     history = callback.history
     assert [record["epoch"] for record in history] == [0, 1, 2]
     assert [record["global_step"] for record in history] == [2, 4, 6]
-    # Read once, at the first evaluation: later evaluations use the kept statistics and KID features.
-    assert dataset.reads == len(dataset)
+    # Read once, at the first evaluation (after the first batch's check at setup): later evaluations use the kept
+    # statistics and KID features.
+    assert dataset.reads == 6 + len(dataset)
     fids = [record["fid"] for record in history]
     assert len(set(fids)) == 3
     assert checkpoint.best_model_score.item() == pytest.approx(min(fids), rel=1e-6)
@@ -257,7 +258,7 @@ def test_cadence_skips_off_epochs_and_fast_dev_run(tmp_path: Path) -> None:
         TinyGAN(), train_loader()
     )
     assert callback.history == []
-    assert dataset.reads == 0
+    assert dataset.reads == 8  # the first batch, checked at setup; nothing is evaluated
 
 
 def test_resume_continues_identically_and_reuses_the_cache(tmp_path: Path) -> None:
@@ -267,19 +268,30 @@ def test_resume_continues_identically_and_reuses_the_cache(tmp_path: Path) -> No
     make_trainer(tmp_path / "straight", [callback, checkpoint], max_epochs=3).fit(TinyGAN(), train_loader())
     straight = callback.history
 
-    dataset = CountingImages()
-    resumed = make_callback(DataLoader(dataset, batch_size=8), metrics=("fid", "is"), cache_dir=cache)
-    trainer = make_trainer(tmp_path / "resumed", [resumed], max_epochs=3, enable_checkpointing=False)
-    trainer.fit(TinyGAN(), train_loader(), ckpt_path=tmp_path / "ckpt" / "epoch=1-step=4.ckpt")
-
-    assert dataset.reads == 0  # the real statistics came from the cache named in the checkpoint
-    assert resumed.cache_key == callback.cache_key
-    assert len(resumed.history) == 3
-    for before, after in zip(straight, resumed.history, strict=True):
-        assert {k: v for k, v in before.items() if "seconds" not in k} == pytest.approx(
-            {k: v for k, v in after.items() if "seconds" not in k}, rel=1e-12
+    for refingerprint in (True, False):
+        dataset = CountingImages()
+        resumed = make_callback(
+            DataLoader(dataset, batch_size=8),
+            metrics=("fid", "is"),
+            cache_dir=cache,
+            refingerprint_on_resume=refingerprint,
         )
-    assert resumed.best == pytest.approx(callback.best, rel=1e-12)
+        trainer = make_trainer(
+            tmp_path / f"resumed{refingerprint}", [resumed], max_epochs=3, enable_checkpointing=False
+        )
+        trainer.fit(TinyGAN(), train_loader(), ckpt_path=tmp_path / "ckpt" / "epoch=1-step=4.ckpt")
+
+        # The first batch is checked at setup. By default the data are then fingerprinted again (read and hashed,
+        # nothing extracted) to find the statistics in the cache; the opt-out trusts the checkpoint's fingerprint.
+        assert dataset.reads == 8 + (len(dataset) if refingerprint else 0)
+        assert resumed.cache_key == callback.cache_key
+        assert len(resumed.history) == 3
+        for before, after in zip(straight, resumed.history, strict=True):
+            assert before["stage"] == after["stage"] == "fit"
+            assert {k: v for k, v in before.items() if "seconds" not in k and k != "stage"} == pytest.approx(
+                {k: v for k, v in after.items() if "seconds" not in k and k != "stage"}, rel=1e-12
+            )
+        assert resumed.best == pytest.approx(callback.best, rel=1e-12)
 
 
 def test_statistics_file_as_real_gives_the_dataloader_value(tmp_path: Path) -> None:
