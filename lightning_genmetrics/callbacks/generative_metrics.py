@@ -189,13 +189,19 @@ class GenerativeMetricsCallback(Callback):
 
     **Real side.** ``real`` is a dataloader of real images (or ``(images, labels)`` batches) in a fixed order (no
     shuffling), or a statistics file (see :mod:`lightning_genmetrics.stats`). A dataloader is read at the first
-    evaluation: rank ``r`` extracts features from batches ``r, r + W, ...`` (no duplicates). The FID statistics
+    evaluation: rank ``r`` reads and extracts features from batches ``r, r + W, ...`` only (no duplicates; an
+    iterable dataset is iterated in full by every rank, see :mod:`~lightning_genmetrics.callbacks.sharding`). Its
+    first batch, its size and ``cache_dir`` are checked at ``setup``, before the first training step. The FID statistics
     (and KID's real reservoir) are then kept, and with ``cache_dir`` written to ``real-statistics-<key>.npz``
     (``real-kid-<key>.npz``), the key a SHA-256 over the pixels read, their count, the extractor's provenance
-    (name, weights hash, layer, resize) and the callback's protocol version. The data fingerprint is saved in the
-    callback's state, so a run resumed from a checkpoint loads the files without reading the real data; a fresh
-    run whose cache folder holds statistics first fingerprints the data (reading and hashing, no feature
-    extraction) to look them up.
+    (name, weights hash, layer, resize) and the callback's protocol version. A run whose cache folder holds
+    statistics first fingerprints the data (reading and hashing, no feature extraction) to look them up; a resumed
+    run does so too (the data may have changed since the checkpoint) unless ``refingerprint_on_resume=False``.
+    A cache file that cannot be read is recomputed and rewritten, one that cannot be written is skipped, each
+    with a warning: the cache never ends the run.
+
+    **Non-finite samples** (``on_nonfinite="nan"``): the values of an evaluation phase whose samples hold NaN or
+    Inf, on any rank, are logged as NaN on every rank with a warning giving the count, and training goes on.
 
     **Logged** through ``pl_module.log`` (every rank logs the same, already global, value), so
     ``ModelCheckpoint(monitor="gen/fid", mode="min")`` and ``EarlyStopping`` can monitor them: ``{prefix}fid``,
@@ -262,9 +268,18 @@ class GenerativeMetricsCallback(Callback):
             evaluated on ``reconstruction_data`` with ``reconstruction_metrics``.
         reconstruction_data: a fixed-order ``DataLoader`` of validation images; ``None`` uses ``real``.
         reconstruction_metrics: names among ``"ssim"``, ``"ms_ssim"``, ``"psnr"``, ``"lpips"``.
+        on_nonfinite: ``"nan"`` to log NaN for values whose samples (or reconstructions) are not finite and go on
+            training, ``"raise"`` to let the error end the run.
+        stages: the trainer entry points that evaluate, among ``"fit"``, ``"validate"``, ``"test"``; with
+            ``"validate"`` (``"test"``), ``trainer.validate(model, ckpt_path=...)`` (``trainer.test``) evaluates the
+            loaded weights once, at the end of its loop, and returns the values with its results.
+        refingerprint_on_resume: on resume, fingerprint the real data again (read and hash) rather than trust the
+            checkpoint's fingerprint.
 
     Raises:
-        MisconfigurationException: an argument of the wrong type or value (the message names it and the value),
+        MisconfigurationException: an argument of the wrong type or value (the message names it and the value);
+            at ``setup``: an empty real loader or one of fewer than 2 images, a KID ``subset_size`` above the real
+            set's size, real images outside ``real_input_range`` or not finite, a ``cache_dir`` that is a file;
             ``"kid"`` with real statistics instead of real images, a shuffling dataloader, a KID ``subset_size``
             above ``num_samples``, an unreadable statistics file, a classifier without a known class count, or
             a segmenter without its masks.
@@ -563,6 +578,7 @@ class GenerativeMetricsCallback(Callback):
     @property
     def history(self) -> list[dict[str, Any]]:
         """One record per evaluation: ``epoch``, ``global_step``, ``ema`` (whether averaged weights were used),
+        ``stage`` (``"fit"``, ``"validate"`` or ``"test"``),
         the logged values (unprefixed) and ``eval_seconds`` with its split ``seconds/<phase>``."""
         return [dict(record) for record in self._history]
 
