@@ -30,6 +30,7 @@ from lightning_genmetrics.samplers import (
     CallableSampler,
     DiffusionSampler,
     GANSampler,
+    NonFiniteSamplesError,
     VAESampler,
     sample_range,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "MultiScaleStructuralSimilarityIndexMeasure",
     "MulticlassAUROC",
     "MultilabelAUROC",
+    "NonFiniteSamplesError",
     "PeakSignalNoiseRatio",
     "SegmentationMetrics",
     "StructuralSimilarityIndexMeasure",

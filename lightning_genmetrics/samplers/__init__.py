@@ -6,6 +6,7 @@ Every sampler is called ``sampler(num_samples, *, generator, device, labels=None
 
 from lightning_genmetrics.samplers.base import (
     CallableSampler,
+    NonFiniteSamplesError,
     Sampler,
     sample_generators,
     sample_range,
@@ -31,6 +32,7 @@ __all__ = [
     "DiffusionSampler",
     "GANSampler",
     "NoiseSchedule",
+    "NonFiniteSamplesError",
     "Sampler",
     "VAESampler",
     "diffusion_loss",

@@ -13,22 +13,29 @@ the same images whichever process computes them, in whatever batches: ``sample_r
 equals ``sample_range(s, 0, 40, ...)`` followed by ``sample_range(s, 40, 64, ...)`` (exactly for the
 noise, and up to the float rounding of the model's batched arithmetic for the images).
 
-Cost: one small random draw (and a host-to-device copy when the generators are on the CPU) per sample
-per noise tensor, instead of one draw per batch. DDIM with ``eta=0``, GANs and VAEs draw once per
-sample; DDPM and DDIM with ``eta > 0`` draw once per sample per step, which for a large model is
-still small next to the model's forward pass.
+Cost: one small random draw per sample per noise tensor, instead of one draw per batch, and one
+host-to-device copy of the batch's noise when the generators are on the CPU. DDIM with ``eta=0``, GANs
+and VAEs draw once per sample; DDPM and DDIM with ``eta > 0`` draw once per sample per step, which for
+a large model is still small next to the model's forward pass.
+
+Precision: noise and latents are always drawn in float32 (so sample ``i``'s noise is the same bits whatever
+the model's dtype), then cast to the model's dtype (``model_dtype``: bfloat16 or float16 under Lightning's
+``"bf16-true"``/``"16-true"``); the built-in samplers return float32 images. Their final images are checked
+once for NaN/Inf, which raises ``NonFiniteSamplesError`` naming how many samples are affected.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
-from lightning_genmetrics._checks import check_bool, check_finite, check_positive_int, check_tensor
+from lightning_genmetrics._checks import check_bool, check_positive_int, check_tensor
 from lightning_genmetrics.features.preprocess import InputRange, check_input_range
 
 Generators = torch.Generator | Sequence[torch.Generator]
@@ -39,6 +46,41 @@ _GOLDEN_GAMMA = 0x9E3779B97F4A7C15
 # Global indices are limited so that the per-sample seeds' low 32 bits (all that torch's CPU
 # Mersenne Twister uses) are distinct for every index of one stream.
 MAX_SAMPLES = 2**32
+
+
+class NonFiniteSamplesError(ValueError):
+    """A sampler produced samples holding NaN or Inf: ``count`` of its ``num_samples`` samples (rows).
+
+    A ``ValueError``, so code that catches those still catches it; the callback catches this class to log NaN
+    for the evaluation instead of ending the training run.
+
+    Args:
+        count: the number of samples (rows of dim 0) holding at least one non-finite value, ``>= 1``.
+        num_samples: the number of samples of the batch that was checked.
+        sampler: what produced them, as shown in the message (e.g. the sampler's ``repr``).
+        first: the index of the first non-finite sample in the batch, or ``None``.
+
+    Example:
+        >>> error = NonFiniteSamplesError(2, 16, "GANSampler(...)", first=3)
+        >>> error.count, error.num_samples, isinstance(error, ValueError)
+        (2, 16, True)
+        >>> str(error)
+        'Expected finite samples, got NaN/Inf in 2 of 16 samples (the first is sample 3) from GANSampler(...).'
+    """
+
+    def __init__(self, count: int, num_samples: int, sampler: str, first: int | None = None) -> None:
+        where = "" if first is None else f" (the first is sample {first})"
+        super().__init__(
+            f"Expected finite samples, got NaN/Inf in {count} of {num_samples} samples{where} from {sampler}."
+        )
+        self.count = count
+        self.num_samples = num_samples
+        self.sampler = sampler
+        self.first = first
+
+    def __reduce__(self) -> tuple[type, tuple[int, int, str, int | None]]:
+        # Rebuilt from the attributes: the default would call __init__ with the message alone.
+        return type(self), (self.count, self.num_samples, self.sampler, self.first)
 
 
 @runtime_checkable
@@ -162,6 +204,8 @@ def sample_range(
         TypeError: a bad argument type, or ``sampler`` returning something other than a tensor.
         ValueError: a bad range, seed, batch size or label count, or ``sampler`` returning the wrong number
             of samples.
+        NonFiniteSamplesError: raised by ``sampler`` for a batch holding NaN/Inf, passed on unchanged (its
+            ``count`` and ``num_samples`` are those of that batch).
 
     Example:
         >>> import torch
@@ -228,7 +272,8 @@ class CallableSampler:
     Use it for autoregressive models, flows, or a diffusers pipeline. When ``fn`` accepts a sequence of
     per-sample generators (diffusers' pipelines do), pass ``accepts_generator_list=True`` and it gets
     the whole batch at once. Otherwise a per-sample sequence is handled by calling ``fn`` once per sample
-    with that sample's generator: exact for ``sample_range``, but unbatched.
+    with that sample's generator: exact for ``sample_range``, but unbatched. ``fn`` may compute in any
+    precision; its output is returned as float32 and checked for NaN/Inf.
 
     Args:
         fn: the sampling function; it must return ``[N, C, H, W]`` values in ``output_range``.
@@ -239,6 +284,7 @@ class CallableSampler:
     Raises:
         TypeError: ``fn`` not callable, or a flag not a bool.
         ValueError: ``output_range`` not one the metrics can read.
+        NonFiniteSamplesError: (when called) ``fn``'s output holds NaN/Inf.
 
     Example:
         >>> import torch
@@ -264,6 +310,10 @@ class CallableSampler:
         self.accepts_generator_list = check_bool(accepts_generator_list, "accepts_generator_list")
         self.clamp_output = check_bool(clamp_output, "clamp_output")
 
+    def __repr__(self) -> str:
+        name = getattr(self.fn, "__qualname__", type(self.fn).__name__)
+        return f"CallableSampler(fn={name}, output_range={self.output_range})"
+
     def __call__(
         self, num_samples: int, *, generator: Generators, device: torch.device | str, labels: Tensor | None = None
     ) -> Tensor:
@@ -279,7 +329,7 @@ class CallableSampler:
             ]
             # With no samples there is nothing to draw: fn gets a throwaway generator of the type it expects.
             out = torch.cat(outs) if outs else self.fn(0, generator=torch.Generator(), device=device, labels=labels)
-        return check_images(out, num_samples, "fn", self.output_range if self.clamp_output else None)
+        return check_images(out, num_samples, "fn", repr(self), self.output_range if self.clamp_output else None)
 
 
 def check_generators(generator: Any, num_samples: int) -> Generators:
@@ -322,8 +372,8 @@ def check_labels(labels: Any, num_samples: int, num_classes: int | None) -> Tens
     return labels
 
 
-def check_images(out: Any, num_samples: int, name: str, clamp_range: InputRange | None) -> Tensor:
-    """Check that ``name`` returned finite ``[num_samples, C, H, W]`` floats; clamp them into ``clamp_range``."""
+def check_image_batch(out: Any, num_samples: int, name: str) -> Tensor:
+    """Return ``out`` if it is a floating point ``[num_samples, C, H, W]`` tensor, else raise naming ``name``."""
     if not isinstance(out, Tensor):
         raise TypeError(f"Expected `{name}` to return a torch.Tensor, got {type(out).__name__}.")
     if out.ndim != 4 or out.shape[0] != num_samples:
@@ -333,8 +383,70 @@ def check_images(out: Any, num_samples: int, name: str, clamp_range: InputRange 
         )
     if not out.is_floating_point():
         raise TypeError(f"Expected `{name}` to return floating point values, got dtype {out.dtype}.")
-    check_finite(out, f"{name} output")
-    return out if clamp_range is None else out.clamp(*clamp_range)
+    return out
+
+
+def check_finite_samples(images: Tensor, sampler: str) -> None:
+    """Raise ``NonFiniteSamplesError`` if any sample (row of dim 0) of ``images`` holds NaN/Inf.
+
+    One reduction and one host synchronisation for the whole batch; ``sampler`` names the producer in the message.
+
+    Example:
+        >>> import torch
+        >>> images = torch.zeros(4, 1, 2, 2)
+        >>> images[2, 0, 1, 1] = float("nan")
+        >>> try:
+        ...     check_finite_samples(images, "my sampler")
+        ... except NonFiniteSamplesError as error:
+        ...     print(error.count, error.num_samples)
+        1 4
+    """
+    if images.numel() == 0:
+        return
+    bad = ~torch.isfinite(images).flatten(1).all(dim=1)
+    # One synchronisation tells whether any sample is bad, how many, and which comes first.
+    rows = bad.nonzero().flatten().tolist()
+    if rows:
+        raise NonFiniteSamplesError(len(rows), images.shape[0], sampler, first=rows[0])
+
+
+def check_images(out: Any, num_samples: int, name: str, sampler: str, clamp_range: InputRange | None) -> Tensor:
+    """``name``'s ``[num_samples, C, H, W]`` output as finite float32 images, clamped into ``clamp_range``.
+
+    The finiteness check comes before the clamp, which would turn an Inf into a bound.
+    """
+    images = check_image_batch(out, num_samples, name).float()
+    check_finite_samples(images, sampler)
+    return images if clamp_range is None else images.clamp(*clamp_range)
+
+
+def model_dtype(model: Any, default: torch.dtype | None = torch.float32) -> torch.dtype | None:
+    """The floating point dtype of ``model``'s inputs: that of its first floating parameter, else buffer.
+
+    ``model`` may be an ``nn.Module``, a bound method of one (such as ``vae.decode``) or a ``functools.partial``
+    of either. Anything else (a plain function, a lambda), or a module without floating parameters or buffers,
+    gets ``default``. A module in bfloat16 (Lightning's ``precision="bf16-true"``) gets bfloat16.
+
+    Example:
+        >>> import torch
+        >>> model_dtype(torch.nn.Linear(2, 2).to(torch.bfloat16)), model_dtype(lambda x: x)
+        (torch.bfloat16, torch.float32)
+    """
+    while isinstance(model, functools.partial):
+        model = model.func
+    module = model if isinstance(model, nn.Module) else getattr(model, "__self__", None)
+    if isinstance(module, nn.Module):
+        for tensor in itertools.chain(module.parameters(), module.buffers()):
+            if tensor.is_floating_point():
+                return tensor.dtype
+    return default
+
+
+def check_dtype(value: Any) -> torch.dtype | None:
+    """Return ``value`` if it is ``None`` or a floating point ``torch.dtype``, else raise."""
+    if value is not None and not (isinstance(value, torch.dtype) and value.is_floating_point):
+        raise TypeError(f"Expected `dtype` to be a floating point torch.dtype or None, got {value!r}.")
+    return value
 
 
 def randn_per_sample(
@@ -342,7 +454,8 @@ def randn_per_sample(
 ) -> Tensor:
     """``[num_samples, *shape]`` standard normal float32 noise: one draw per sample for a generator sequence.
 
-    Each generator draws on its own device; the result is moved to ``device``.
+    Each generator draws on its own device; the result is moved to ``device``, in one copy when the generators
+    share a device. The values are those of ``torch.randn(shape, generator=g)`` for each sample's ``g``.
 
     Example:
         >>> import torch
@@ -352,11 +465,22 @@ def randn_per_sample(
         True
     """
     shape = tuple(shape)
+    # float32 named explicitly: Lightning's "bf16-true"/"16-true" change torch's default dtype around hooks.
     if isinstance(generator, torch.Generator):
-        return torch.randn((num_samples, *shape), generator=generator, device=generator.device).to(device)
+        noise = torch.randn((num_samples, *shape), generator=generator, device=generator.device, dtype=torch.float32)
+        return noise.to(device)
     if num_samples == 0:
-        return torch.empty((0, *shape), device=device)
-    return torch.stack([torch.randn(shape, generator=g, device=g.device).to(device) for g in generator])
+        return torch.empty((0, *shape), device=device, dtype=torch.float32)
+    source = generator[0].device
+    if any(g.device != source for g in generator):
+        return torch.stack(
+            [torch.randn(shape, generator=g, device=g.device, dtype=torch.float32).to(device) for g in generator]
+        )
+    # Each row is drawn in place: the same values as a fresh draw, without a stack copy per batch.
+    noise = torch.empty((num_samples, *shape), device=source, dtype=torch.float32)
+    for row, g in zip(noise, generator, strict=True):
+        torch.randn(shape, generator=g, out=row)
+    return noise.to(device)
 
 
 def randint_per_sample(high: int, generator: Generators, num_samples: int, device: torch.device | str) -> Tensor:

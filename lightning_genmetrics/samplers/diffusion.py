@@ -22,11 +22,13 @@ from lightning_genmetrics._checks import check_bool, check_positive_int, check_t
 from lightning_genmetrics.features.preprocess import InputRange
 from lightning_genmetrics.samplers.base import (
     Generators,
+    check_dtype,
     check_generators,
     check_images,
     check_labels,
     check_shape,
     eval_mode,
+    model_dtype,
     randint_per_sample,
     randn_per_sample,
 )
@@ -369,6 +371,12 @@ class DiffusionSampler:
     ``num_classes`` is set and no labels are given: uniform over the classes), then the noise of every step
     but the last (none for DDIM with ``eta = 0``).
 
+    Precision: the noise is drawn in float32 (the same bits for every model dtype), then cast to the model's
+    dtype (``dtype``, else that of the model's parameters, see ``model_dtype``), in which ``x_t`` and each step's
+    update are computed; the schedule's coefficients are float64 Python floats. The result is float32. The final
+    samples are checked once for NaN/Inf (``NonFiniteSamplesError``); a NaN/Inf of an intermediate step reaches
+    them, except with DDPM an Inf of ``ε̂`` that ``clip_sample`` turns into ±1 in ``x̂`` (DDPM uses ``x̂`` alone).
+
     Args:
         model: the denoising network (or any callable) returning a tensor of the shape of ``x_t``.
         sample_shape: ``(C, H, W)``.
@@ -385,6 +393,8 @@ class DiffusionSampler:
         num_classes: when set, labels must lie in ``[0, num_classes)``, and missing labels are drawn uniformly.
         timestep_spacing: ``"trailing"``, ``"leading"`` or ``"linspace"`` (see ``sampling_timesteps``).
         clamp_output: clamp the final samples to the output range ``(-1, 1)``, so the metrics can read them.
+        dtype: the floating point dtype the model takes; ``None`` reads it from the model's parameters, which a
+            model wrapped in a lambda hides (it then gets float32).
 
     Raises:
         TypeError: a bad argument type.
@@ -422,6 +432,7 @@ class DiffusionSampler:
         num_classes: int | None = None,
         timestep_spacing: TimestepSpacing = "trailing",
         clamp_output: bool = True,
+        dtype: torch.dtype | None = None,
     ) -> None:
         if not callable(model):
             raise TypeError(f"Expected `model` to be callable, got {type(model).__name__}.")
@@ -452,6 +463,7 @@ class DiffusionSampler:
         self.clip_sample = check_bool(clip_sample, "clip_sample")
         self.num_classes = None if num_classes is None else check_positive_int(num_classes, "num_classes")
         self.clamp_output = check_bool(clamp_output, "clamp_output")
+        self.dtype = check_dtype(dtype)
 
     def __repr__(self) -> str:
         return (
@@ -464,16 +476,19 @@ class DiffusionSampler:
     def __call__(
         self, num_samples: int, *, generator: Generators, device: torch.device | str, labels: Tensor | None = None
     ) -> Tensor:
-        """Draw ``num_samples`` samples ``[N, C, H, W]`` in ``(-1, 1)`` (see the class docstring).
+        """Draw ``num_samples`` float32 samples ``[N, C, H, W]`` in ``(-1, 1)`` (see the class docstring).
 
         Raises:
             TypeError: bad generator or labels type, or the model returning a non-tensor.
             ValueError: wrong label count or range, guidance without labels, or a model output of the wrong
-                shape or with NaN/Inf.
+                shape.
+            NonFiniteSamplesError: the final samples hold NaN/Inf.
         """
         check_positive_int(num_samples, "num_samples", minimum=0)
         generator = check_generators(generator, num_samples)
         labels = check_labels(labels, num_samples, self.num_classes)
+        # Read at every call: Lightning casts the module (e.g. to bfloat16) after the sampler may have been built.
+        dtype = model_dtype(self.model) if self.dtype is None else self.dtype
         x = randn_per_sample(self.sample_shape, generator, num_samples, device)
         if labels is None and self.num_classes is not None:
             labels = randint_per_sample(self.num_classes, generator, num_samples, device)
@@ -483,34 +498,39 @@ class DiffusionSampler:
             labels = labels.to(device)
         if num_samples == 0:
             return x
+        x = x.to(dtype)
         stochastic = self.method == "ddpm" or self.eta > 0
+        alphas_cumprod = self.schedule.alphas_cumprod.tolist()
         with eval_mode(self.model):
             for k, t in enumerate(self.timesteps):
                 last = k == len(self.timesteps) - 1
-                a = self.schedule.alphas_cumprod[t].item()
-                a_prev = 1.0 if last else self.schedule.alphas_cumprod[self.timesteps[k + 1]].item()
-                x0_hat, eps_hat = self._predict(x, t, labels)
+                a = alphas_cumprod[t]
+                a_prev = 1.0 if last else alphas_cumprod[self.timesteps[k + 1]]
+                x0_hat, eps_hat = self._predict(x, t, labels, a)
                 if self.clip_sample:
-                    x0_hat = x0_hat.clamp(-1, 1)
-                mean, std = self._step(x, x0_hat, eps_hat, a, a_prev)
+                    x0_hat = x0_hat.clamp_(-1, 1)
+                x, std = self._step(x, x0_hat, eps_hat, a, a_prev)
                 if stochastic and not last:
-                    mean = mean + std * randn_per_sample(self.sample_shape, generator, num_samples, device)
-                x = mean
-        return check_images(x, num_samples, "sampler", self.output_range if self.clamp_output else None)
+                    noise = randn_per_sample(self.sample_shape, generator, num_samples, device)
+                    x = x.add_(noise.to(dtype).mul_(std))
+        clamp_range = self.output_range if self.clamp_output else None
+        return check_images(x, num_samples, "sampler", f"{self!r}, computed in {dtype}", clamp_range)
 
     def _step(self, x: Tensor, x0_hat: Tensor, eps_hat: Tensor, a: float, a_prev: float) -> tuple[Tensor, float]:
-        # One reverse step from ᾱ_t = a to ᾱ_prev = a_prev: the mean of x_prev and the std of its noise.
+        # One reverse step from ᾱ_t = a to ᾱ_prev = a_prev: the mean of x_prev (a new tensor) and the std of its
+        # noise. Coefficients are float64 Python floats.
         if self.method == "ddpm":
             alpha = a / a_prev
             beta = 1 - alpha
             coef_x0 = math.sqrt(a_prev) * beta / (1 - a)
             coef_x = math.sqrt(alpha) * (1 - a_prev) / (1 - a)
-            return coef_x0 * x0_hat + coef_x * x, math.sqrt(max(beta * (1 - a_prev) / (1 - a), 0.0))
+            return _combine(x0_hat, coef_x0, x, coef_x), math.sqrt(max(beta * (1 - a_prev) / (1 - a), 0.0))
         std = self.eta * math.sqrt(max((1 - a_prev) / (1 - a) * (1 - a / a_prev), 0.0))
         direction = math.sqrt(max(1 - a_prev - std**2, 0.0))
-        return math.sqrt(a_prev) * x0_hat + direction * eps_hat, std
+        return _combine(x0_hat, math.sqrt(a_prev), eps_hat, direction), std
 
-    def _predict(self, x: Tensor, t: int, labels: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _predict(self, x: Tensor, t: int, labels: Tensor | None, a: float) -> tuple[Tensor, Tensor]:
+        # x̂ (a new tensor, free to clip in place) and ε̂ in the dtype of ``x``, with ᾱ_t = a.
         n = x.shape[0]
         steps = torch.full((n,), t, dtype=torch.int64, device=x.device)
         if labels is None:
@@ -521,8 +541,13 @@ class DiffusionSampler:
             null = torch.full_like(labels, cast(int, self.null_label))
             both = self._call_model(2 * n, torch.cat([x, x]), torch.cat([steps, steps]), torch.cat([labels, null]))
             cond, uncond = both[:n], both[n:]
-            out = (1 + self.guidance) * cond - self.guidance * uncond
-        return prediction_to_x0_epsilon(self.schedule, out, x, steps, self.prediction)
+            out = _combine(cond, 1 + self.guidance, uncond, -self.guidance)
+        out = out.to(x.dtype)
+        root_a, root_b = math.sqrt(a), math.sqrt(1 - a)
+        if self.prediction == "epsilon":
+            # x̂ = (x − √(1 − ᾱ)·ε̂)/√ᾱ, with both coefficients divided in float64.
+            return _combine(x, 1 / root_a, out, -root_b / root_a), out
+        return _combine(x, root_a, out, -root_b), _combine(x, root_b, out, root_a)
 
     def _call_model(self, rows: int, *args: Tensor) -> Tensor:
         out = self.model(*args)
@@ -534,13 +559,13 @@ class DiffusionSampler:
         expected = (rows, *self.sample_shape)
         if tuple(out.shape) != expected:
             raise ValueError(f"Expected `model` to return shape {expected}, got shape {tuple(out.shape)}.")
-        finite = torch.isfinite(out)
-        if not bool(finite.all()):
-            raise ValueError(
-                f"Expected `model` to return finite values, got {int((~finite).sum())} NaN/Inf value(s) "
-                f"at timestep t={int(args[1][0])}."
-            )
         return out
+
+
+def _combine(u: Tensor, a: float, v: Tensor, b: float) -> Tensor:
+    # a·u + b·v as a new tensor. Not torch.add(..., alpha=b): in bfloat16/float16 its CPU kernel rounds ``b``
+    # differently in its vectorised body and its scalar tail, so a sample's value would depend on its batch.
+    return (u * a).add_(v * b)
 
 
 def _resolve_guidance(guidance: Any, guidance_scale: Any) -> float:

@@ -4,6 +4,9 @@ Both draw ``z ~ N(0, I)`` of a declared latent shape, one draw per sample when g
 per sample (then, for a class-conditional network without given labels, one uniform label per sample),
 and call the network once per batch under ``torch.no_grad()``, in eval mode when it is an ``nn.Module`` or a
 bound method of one (such as ``vae.decode``); each submodule's train flag is restored afterwards.
+
+``z`` is drawn in float32 (the same bits for every network dtype) and cast to the network's dtype (``dtype``,
+else that of its parameters, see ``model_dtype``); the images are returned as float32, checked for NaN/Inf.
 """
 
 from __future__ import annotations
@@ -18,12 +21,16 @@ from lightning_genmetrics._checks import check_bool, check_positive_int, check_t
 from lightning_genmetrics.features.preprocess import InputRange
 from lightning_genmetrics.samplers.base import (
     Generators,
+    check_dtype,
+    check_finite_samples,
     check_generators,
+    check_image_batch,
     check_images,
     check_labels,
     check_output_range,
     check_shape,
     eval_mode,
+    model_dtype,
     randint_per_sample,
     randn_per_sample,
 )
@@ -41,6 +48,7 @@ class _LatentSampler:
         num_classes: int | None,
         output_range: InputRange,
         clamp_output: bool,
+        dtype: torch.dtype | None,
     ) -> None:
         if not callable(network):
             raise TypeError(f"Expected `{self._network_name}` to be callable, got {type(network).__name__}.")
@@ -49,6 +57,7 @@ class _LatentSampler:
         self.num_classes = None if num_classes is None else check_positive_int(num_classes, "num_classes")
         self.output_range = check_output_range(output_range)
         self.clamp_output = check_bool(clamp_output, "clamp_output")
+        self.dtype = check_dtype(dtype)
 
     def __repr__(self) -> str:
         return (
@@ -60,12 +69,13 @@ class _LatentSampler:
     def __call__(
         self, num_samples: int, *, generator: Generators, device: torch.device | str, labels: Tensor | None = None
     ) -> Tensor:
-        """Draw ``num_samples`` images ``[N, C, H, W]`` in ``output_range``.
+        """Draw ``num_samples`` float32 images ``[N, C, H, W]`` in ``output_range``.
 
         Raises:
             TypeError: bad generator or labels type, or the network returning a non-tensor.
             ValueError: labels for an unconditional network, wrong label count or range, or a network output
-                that is not ``[N, C, H, W]`` or holds NaN/Inf.
+                that is not ``[N, C, H, W]``.
+            NonFiniteSamplesError: the network's output holds NaN/Inf.
         """
         check_positive_int(num_samples, "num_samples", minimum=0)
         generator = check_generators(generator, num_samples)
@@ -80,9 +90,13 @@ class _LatentSampler:
             if labels is None:
                 labels = randint_per_sample(self.num_classes, generator, num_samples, device)
             labels = labels.to(device)
+        # Read at every call: Lightning casts the module (e.g. to bfloat16) after the sampler may have been built.
+        dtype = model_dtype(self.network) if self.dtype is None else self.dtype
+        z = z.to(dtype)
         with eval_mode(self.network):
             out = self.network(z) if labels is None else self.network(z, labels)
-        return check_images(out, num_samples, self._network_name, self.output_range if self.clamp_output else None)
+        clamp_range = self.output_range if self.clamp_output else None
+        return check_images(out, num_samples, self._network_name, f"{self!r}, computed in {dtype}", clamp_range)
 
 
 class GANSampler(_LatentSampler):
@@ -97,6 +111,8 @@ class GANSampler(_LatentSampler):
         num_classes: the number of classes of a class-conditional generator, else ``None``.
         output_range: the declared value range, ``(-1, 1)`` (tanh output, the default) or ``(0, 1)``.
         clamp_output: clamp the output into ``output_range`` (as saving it as an image would).
+        dtype: the floating point dtype the generator takes; ``None`` reads it from its parameters (float32 for a
+            lambda or plain function).
 
     Raises:
         TypeError: ``generator`` not callable, or a bad argument type.
@@ -120,8 +136,9 @@ class GANSampler(_LatentSampler):
         *,
         output_range: InputRange = (-1.0, 1.0),
         clamp_output: bool = True,
+        dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__(generator, latent_shape, num_classes, output_range, clamp_output)
+        super().__init__(generator, latent_shape, num_classes, output_range, clamp_output, dtype)
 
 
 class VAESampler(_LatentSampler):
@@ -134,6 +151,8 @@ class VAESampler(_LatentSampler):
         num_classes: the number of classes of a conditional decoder, else ``None``.
         output_range: the declared value range, ``(0, 1)`` (sigmoid output, the default) or ``(-1, 1)``.
         clamp_output: clamp the output into ``output_range``.
+        dtype: the floating point dtype the decoder takes; ``None`` reads it from its parameters (float32 for a
+            lambda or plain function).
 
     Raises:
         TypeError: ``decoder`` not callable, or a bad argument type.
@@ -158,8 +177,9 @@ class VAESampler(_LatentSampler):
         *,
         output_range: InputRange = (0.0, 1.0),
         clamp_output: bool = True,
+        dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__(decoder, latent_shape, num_classes, output_range, clamp_output)
+        super().__init__(decoder, latent_shape, num_classes, output_range, clamp_output, dtype)
 
 
 def reconstruct_images(
@@ -175,7 +195,9 @@ def reconstruct_images(
 
     The latent is the posterior mean, so reconstructions are deterministic: ``encoder`` may return the latent
     itself, a ``(mean, ...)`` tuple or list (e.g. ``(mean, logvar)``), or an object with a ``mean`` attribute
-    (a ``torch.distributions.Distribution``).
+    (a ``torch.distributions.Distribution``). An encoder or decoder that is a module (or a bound method of one)
+    gets its input in its own dtype (see ``model_dtype``: bfloat16 under ``precision="bf16-true"``); the
+    reconstructions are returned in the dtype of ``images`` and checked for NaN/Inf once, after the last batch.
 
     Args:
         encoder: the encoder network.
@@ -190,7 +212,8 @@ def reconstruct_images(
 
     Raises:
         TypeError: a bad argument type, or an encoder/decoder output of an unsupported type.
-        ValueError: ``images`` not ``[N, C, H, W]``, or a decoder output of another shape or with NaN/Inf.
+        ValueError: ``images`` not ``[N, C, H, W]``, or a decoder output of another shape.
+        NonFiniteSamplesError: reconstructions holding NaN/Inf (``count`` of the ``N`` images).
 
     Example:
         >>> import torch
@@ -212,18 +235,25 @@ def reconstruct_images(
     clamp_range = check_output_range(output_range) if check_bool(clamp_output, "clamp_output") else None
     n = images.shape[0]
     step = n if batch_size is None else check_positive_int(batch_size, "batch_size")
+    # Inputs go to a module in its own dtype; a plain function gets them as they are.
+    encoder_dtype, decoder_dtype = model_dtype(encoder, None), model_dtype(decoder, None)
     chunks = []
     with torch.no_grad(), eval_mode(encoder, decoder):
         for begin in range(0, n, max(step, 1)):
             batch = images[begin : begin + step]
-            out = decoder(_posterior_mean(encoder(batch)))
-            out = check_images(out, batch.shape[0], "decoder", clamp_range)
+            latent = _posterior_mean(encoder(batch if encoder_dtype is None else batch.to(encoder_dtype)))
+            out = decoder(latent if decoder_dtype is None else latent.to(decoder_dtype))
+            out = check_image_batch(out, batch.shape[0], "decoder")
             if out.shape != batch.shape:
                 raise ValueError(
                     f"Expected `decoder` to return the shape of `images` {tuple(batch.shape)}, got {tuple(out.shape)}."
                 )
-            chunks.append(out)
-    return torch.cat(chunks) if chunks else images.clone()
+            chunks.append(out.to(images.dtype))
+    if not chunks:
+        return images.clone()
+    reconstructions = torch.cat(chunks)
+    check_finite_samples(reconstructions, "the decoder of reconstruct_images")
+    return reconstructions if clamp_range is None else reconstructions.clamp(*clamp_range)
 
 
 def _posterior_mean(encoded: Any) -> Tensor:

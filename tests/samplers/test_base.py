@@ -10,6 +10,7 @@ from lightning_genmetrics.samplers import (
     CallableSampler,
     DiffusionSampler,
     GANSampler,
+    NonFiniteSamplesError,
     Sampler,
     VAESampler,
     sample_generators,
@@ -159,10 +160,12 @@ def test_callable_sampler_checks_and_clamps():
         CallableSampler(3, (0, 1))
     with pytest.raises(ValueError, match=r"`fn` to return shape \[num_samples, C, H, W\] with num_samples = 2, got"):
         CallableSampler(lambda n, **kwargs: torch.zeros(n, 4), (0, 1))(2, generator=torch.Generator(), device="cpu")
-    with pytest.raises(ValueError, match=r"`fn output` to be finite, got 4 NaN/Inf"):
-        CallableSampler(lambda n, **kwargs: torch.full((n, 1, 1, 2), torch.nan), (0, 1))(
+    # An Inf that clamping would turn into the bound 1 is still caught: the check comes before the clamp.
+    with pytest.raises(NonFiniteSamplesError, match=r"NaN/Inf in 2 of 2 samples .* from CallableSampler\(fn=") as info:
+        CallableSampler(lambda n, **kwargs: torch.full((n, 1, 1, 2), torch.inf), (0, 1))(
             2, generator=torch.Generator(), device="cpu"
         )
+    assert (info.value.count, info.value.num_samples) == (2, 2)
     with pytest.raises(TypeError, match=r"floating point values, got dtype torch.uint8"):
         CallableSampler(lambda n, **kwargs: torch.zeros(n, 1, 1, 1, dtype=torch.uint8), (0, 1))(
             2, generator=torch.Generator(), device="cpu"
