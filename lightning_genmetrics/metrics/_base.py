@@ -7,10 +7,52 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import Tensor
+import torch.distributed as dist
+from torch import Tensor, nn
 from torchmetrics import Metric
 
-from lightning_genmetrics.metrics._distributed import agree_dimension, all_reduce_sum
+from lightning_genmetrics.metrics._distributed import agree_configuration, agree_dimension, all_reduce_sum
+
+# The library's own public modules (extractor wrappers, the Inception port, LPIPS networks) hold settings of the
+# metric; their private building blocks hold only fixed architecture, and a user's network may hold anything,
+# including values that legitimately differ between ranks.
+_PACKAGE_PREFIX = __name__.split(".")[0] + "."
+
+
+def _holds_settings(module: nn.Module) -> bool:
+    cls = type(module)
+    return cls.__module__.startswith(_PACKAGE_PREFIX) and not cls.__name__.startswith("_")
+
+
+def _is_simple(value: Any) -> bool:
+    if isinstance(value, tuple):
+        return all(_is_simple(item) for item in value)
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+@functools.cache
+def _metric_bookkeeping() -> frozenset[str]:
+    """The attributes every ``torchmetrics.Metric`` sets on itself (``training``, ``compute_on_cpu``,
+    ``sync_on_compute`` ...): per-process options, not the metric's configuration. Read from a bare
+    metric rather than listed, so that a torchmetrics release adding one does not make ranks disagree."""
+
+    class _Bare(Metric):
+        def update(self) -> None:
+            pass
+
+        def compute(self) -> None:
+            pass
+
+    return frozenset(vars(_Bare()))
+
+
+def _collect_settings(module: nn.Module, prefix: str, skip: frozenset[str], out: dict[str, Any]) -> None:
+    for name, value in vars(module).items():
+        if not name.startswith("_") and name not in skip and _is_simple(value):
+            out[prefix + name] = value
+    for name, child in module.named_children():
+        if _holds_settings(child):
+            _collect_settings(child, f"{prefix}{name}.", skip, out)
 
 
 class SufficientStatisticMetric(Metric):
@@ -31,6 +73,10 @@ class SufficientStatisticMetric(Metric):
       subclasses give ``_lazy_size`` (``None`` while unknown) and ``_allocate(size)``; merges and
       ranks agree on it through ``_adopt_size``.
     - ``reset()`` keeps the states named in ``_kept_on_reset`` when ``reset_real_features`` is False.
+    - Before the first state collective of every sync, the ranks check that they share one
+      ``_configuration()`` (one all-reduce of a digest); ranks built with different arguments raise
+      the same ``ValueError`` naming the differing settings, instead of aborting or hanging in
+      collectives of mismatched sizes.
     """
 
     full_state_update = False
@@ -92,8 +138,25 @@ class SufficientStatisticMetric(Metric):
             raise ValueError(f"Expected the incoming state to have the states {missing}, it does not.")
         self._merge_state(incoming_state)
 
+    def _configuration(self) -> dict[str, Any]:
+        """What every rank must share: the class and the public settings of simple type (numbers, strings,
+        bools, ``None``, tuples of them) of the metric and of the library's modules inside it (the extractor's
+        ``input_range``, an Inception ``layer``), keyed by attribute path.
+
+        States are left out (their sizes may differ while a rank has seen no data: ``_agree_size`` settles
+        those), as are private attributes and torchmetrics' own options. Override to add a private setting.
+        """
+        cls = type(self)
+        configuration: dict[str, Any] = {"class": f"{cls.__module__}.{cls.__qualname__}"}
+        _collect_settings(self, "", _metric_bookkeeping().union(self._defaults), configuration)
+        return configuration
+
     def _sync_dist(self, dist_sync_fn: Callable | None = None, process_group: Any = None) -> None:
-        self._sync_states(process_group or self.process_group, dist_sync_fn)
+        group = process_group or self.process_group
+        # Every sync path (compute, sync(), sync_context) comes here first: check before any state collective.
+        if dist.is_initialized() and dist.get_world_size(group) > 1:
+            agree_configuration(self._configuration(), self.device, group, owner=type(self).__name__)
+        self._sync_states(group, dist_sync_fn)
 
     def _merge_state(self, other: dict[str, Any]) -> None:
         raise NotImplementedError
