@@ -11,6 +11,14 @@ Examples::
 Features come from the standard FID InceptionV3 (layer 2048 for FID/KID, ``logits_unbiased`` for
 IS) behind the chosen resize protocol. Errors (unreadable images, empty folders, mismatched or
 corrupt statistics, missing weights) print one line on stderr and exit with status 2.
+
+Images become 8-bit RGB only where that is exact: 8-bit RGB, grayscale (``L``, replicated) and
+bilevel (``1``, as 0/255) images as they are; palette images through their palette; 16-bit
+grayscale (``I;16*``, and ``I`` with values in 0..65535) scaled by ``round(v · 255 / 65535)``; images
+with an alpha channel or transparency key (``RGBA``, ``LA``, ``PA``, ``P``...) only if fully opaque,
+alpha dropped. Everything else is refused with the file and its mode: float images (``F``), ``I``
+outside 0..65535, transparent pixels, 16-bit colour (Pillow keeps only its high byte), CMYK, YCbCr,
+LAB, HSV and other modes without one exact 8-bit RGB reading.
 """
 
 from __future__ import annotations
@@ -26,6 +34,11 @@ import numpy as np
 import torch
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+# 16-bit grayscale modes: scaled to 8 bits, v -> round(v · 255 / 65535).
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+# Modes read as they are; with a transparency key they go through the alpha check below.
+_EXACT_MODES = ("RGB", "L", "1")
+_ALPHA_MODES = ("RGBA", "LA", "PA", "P")
 
 
 class CommandError(Exception):
@@ -50,10 +63,72 @@ class _ImageFolder(torch.utils.data.Dataset):
         path = self.paths[index]
         try:
             with Image.open(path) as image:
-                array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+                array = image_to_rgb8(image, path)
+        except CommandError:
+            raise
         except Exception as error:
             raise CommandError(f"cannot read image '{path}': {error}") from error
         return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+
+def image_to_rgb8(image: Any, path: str | Path = "<image>") -> np.ndarray:
+    """A Pillow image as uint8 ``[H, W, 3]``, or a ``CommandError`` when no 8-bit reading of it is exact.
+
+    See the module docstring for what each mode becomes; refusals name ``path`` and the mode.
+
+    Example:
+        >>> from PIL import Image
+        >>> gradient = Image.fromarray(np.array([[0, 128, 129, 65535]], dtype=np.uint16))
+        >>> gradient.mode, image_to_rgb8(gradient)[0, :, 0].tolist()
+        ('I;16', [0, 0, 1, 255])
+    """
+    mode = image.mode
+    if mode in _SIXTEEN_BIT_MODES or mode == "I":
+        values = np.asarray(image).astype(np.int64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise CommandError(
+                f"cannot read image '{path}' faithfully: mode {mode!r} holds values in "
+                f"[{values.min()}, {values.max()}], outside the 16-bit range 0..65535"
+            )
+        # round(v · 255 / 65535) = round(v / 257), and v / 257 is never a tie: exact in integers.
+        gray = ((values + 128) // 257).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if any(";16" in raw for raw in _raw_modes(image)):
+        raise CommandError(
+            f"cannot read image '{path}' faithfully: 16-bit colour (mode {mode!r}), which Pillow reduces by "
+            "dropping the low byte instead of rounding; convert it to 8 bits first"
+        )
+    transparent = "transparency" in image.info
+    if mode in _EXACT_MODES and not transparent:
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    if mode in (*_EXACT_MODES, *_ALPHA_MODES):
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.uint8)
+        if (rgba[..., 3] != 255).any():
+            raise CommandError(
+                f"cannot read image '{path}' faithfully: mode {mode!r} with transparent pixels (alpha < 255), "
+                "whose colour depends on a background; composite it onto one first"
+            )
+        return rgba[..., :3]
+    if mode == "F":
+        raise CommandError(
+            f"cannot read image '{path}' faithfully: mode 'F' (floating-point pixels) has no defined range to scale "
+            "to 8 bits; write it as 8-bit RGB (or 16-bit grayscale) first"
+        )
+    raise CommandError(
+        f"cannot read image '{path}' faithfully: mode {mode!r} has no exact 8-bit RGB reading (supported: "
+        f"{', '.join((*_EXACT_MODES, *_ALPHA_MODES, *_SIXTEEN_BIT_MODES, 'I'))}); convert it to 8-bit RGB first"
+    )
+
+
+def _raw_modes(image: Any) -> list[str]:
+    """The modes a Pillow image's pixel data are stored in (``"RGB;16B"`` ...), read before decoding."""
+    modes = []
+    for tile in getattr(image, "tile", None) or ():
+        args = tile[3] if len(tile) > 3 else None
+        raw = args[0] if isinstance(args, tuple) and args else args
+        if isinstance(raw, str):
+            modes.append(raw)
+    return modes
 
 
 def _same_size_batches(images: list[torch.Tensor]) -> Iterator[torch.Tensor]:

@@ -143,3 +143,151 @@ def test_missing_weights_offline_is_one_line(folders, tmp_path, monkeypatch, cap
     line = _one_line_error(capsys)
     assert spec.sha256 in line
     assert spec.filename in line
+
+
+# Image modes: exact 8-bit RGB or a refusal naming the file and its mode ---------------------------------
+
+
+def _png_16_bit_rgb(path, array):
+    """A 48-bit RGB PNG written byte by byte (Pillow cannot write one)."""
+    import struct
+    import zlib
+
+    height, width, _ = array.shape
+    rows = b"".join(b"\x00" + array[y].astype(">u2").tobytes() for y in range(height))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def _read(path):
+    from lightning_genmetrics.cli import image_to_rgb8
+
+    with Image.open(path) as image:
+        return image.mode, image_to_rgb8(image, path)
+
+
+def _refusal(path):
+    from lightning_genmetrics.cli import CommandError, image_to_rgb8
+
+    with Image.open(path) as image, pytest.raises(CommandError) as raised:
+        image_to_rgb8(image, path)
+    assert str(path) in str(raised.value)
+    return str(raised.value)
+
+
+def _scaled(values):
+    """The exact 8-bit value of 16-bit data, in float64 (v / 257 is never a tie, so rounding is unambiguous)."""
+    return np.round(np.asarray(values, dtype=np.float64) * 255 / 65535).astype(np.uint8)
+
+
+def test_16_bit_grayscale_is_scaled_exactly(rng, tmp_path):
+    gradient = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    Image.fromarray(gradient).save(tmp_path / "gradient.png")
+    mode, rgb = _read(tmp_path / "gradient.png")
+    assert mode == "I;16"
+    assert rgb.mean() == pytest.approx(_scaled(gradient).mean(), abs=1e-12)  # 127.5; Pillow's own convert gave 254.5
+    np.testing.assert_array_equal(rgb, np.repeat(_scaled(gradient)[..., None], 3, axis=2))
+
+    values = rng.integers(0, 65536, (9, 13)).astype(np.uint16)
+    Image.frombytes("I;16B", (13, 9), values.astype(">u2").tobytes()).save(tmp_path / "big_endian.tif")
+    Image.fromarray(values.astype(np.int32)).save(tmp_path / "int32.tif")
+    for name, expected_mode in [("big_endian.tif", "I;16B"), ("int32.tif", "I")]:
+        mode, rgb = _read(tmp_path / name)
+        assert mode == expected_mode
+        np.testing.assert_array_equal(rgb[..., 1], _scaled(values))
+
+    from lightning_genmetrics.cli import image_to_rgb8
+
+    little = Image.frombytes("I;16L", (13, 9), values.astype("<u2").tobytes())
+    np.testing.assert_array_equal(image_to_rgb8(little)[..., 2], _scaled(values))
+
+
+def test_8_bit_images_are_unchanged(rng, tmp_path):
+    rgb = rng.integers(0, 256, (7, 5, 3), dtype=np.uint8)
+    gray = rng.integers(0, 256, (7, 5), dtype=np.uint8)
+    bits = rng.integers(0, 2, (7, 5)).astype(bool)
+    palette = rng.integers(0, 256, (256, 3), dtype=np.uint8)
+    indices = rng.integers(0, 256, (7, 5), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    Image.fromarray(gray).save(tmp_path / "gray.png")
+    Image.fromarray(bits).save(tmp_path / "bits.png")
+    indexed = Image.fromarray(indices, "P")
+    indexed.putpalette(palette.reshape(-1).tolist())
+    indexed.save(tmp_path / "palette.png")
+    Image.fromarray(np.dstack([rgb, np.full((7, 5), 255, np.uint8)])).save(tmp_path / "opaque.png")
+    Image.fromarray(np.dstack([gray, np.full((7, 5), 255, np.uint8)]), "LA").save(tmp_path / "opaque_la.png")
+    expected = {
+        "rgb.png": ("RGB", rgb),
+        "gray.png": ("L", np.repeat(gray[..., None], 3, axis=2)),
+        "bits.png": ("1", np.repeat(np.where(bits, 255, 0).astype(np.uint8)[..., None], 3, axis=2)),
+        "palette.png": ("P", palette[indices]),
+        "opaque.png": ("RGBA", rgb),  # fully opaque: the alpha channel carries nothing and is dropped
+        "opaque_la.png": ("LA", np.repeat(gray[..., None], 3, axis=2)),
+    }
+    for name, (mode, pixels) in expected.items():
+        read_mode, read = _read(tmp_path / name)
+        assert read_mode == mode, name
+        assert read.dtype == np.uint8
+        np.testing.assert_array_equal(read, pixels, err_msg=name)
+
+
+def test_images_without_one_exact_8_bit_reading_are_refused_naming_file_and_mode(rng, tmp_path):
+    Image.fromarray(rng.random((6, 6)).astype(np.float32)).save(tmp_path / "float.tif")
+    Image.fromarray(np.array([[0, 70000]], dtype=np.int32)).save(tmp_path / "wide.tif")
+    Image.fromarray(np.array([[-1, 5]], dtype=np.int32)).save(tmp_path / "negative.tif")
+    alpha = np.full((4, 4), 255, np.uint8)
+    alpha[1, 2] = 254
+    Image.fromarray(np.dstack([rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), alpha])).save(tmp_path / "alpha.png")
+    indexed = Image.fromarray(np.array([[0, 1], [1, 0]], dtype=np.uint8), "P")
+    indexed.putpalette([0, 0, 0, 255, 255, 255])
+    indexed.save(tmp_path / "keyed.png", transparency=1)
+    Image.fromarray(rng.integers(0, 256, (4, 4, 4), dtype=np.uint8), "CMYK").save(tmp_path / "cmyk.jpg")
+    _png_16_bit_rgb(tmp_path / "deep.png", rng.integers(0, 65536, (4, 5, 3)))
+    cases = {
+        "float.tif": ("'F'", "floating-point"),
+        "wide.tif": ("'I'", "70000"),
+        "negative.tif": ("'I'", "-1"),
+        "alpha.png": ("'RGBA'", "transparent"),
+        "keyed.png": ("'P'", "transparent"),
+        "cmyk.jpg": ("'CMYK'", "no exact 8-bit RGB reading"),
+        "deep.png": ("'RGB'", "16-bit colour"),
+    }
+    for name, fragments in cases.items():
+        message = _refusal(tmp_path / name)
+        for fragment in fragments:
+            assert fragment in message, message
+
+
+def test_the_command_exits_non_zero_on_a_float_image(rng, weights, tmp_path, capsys):
+    floats = tmp_path / "floats"
+    floats.mkdir()
+    Image.fromarray(rng.random((24, 24)).astype(np.float32)).save(floats / "a.tif")
+    assert main(["stats", str(floats), "-o", str(tmp_path / "f.npz"), "--quiet", *_options(weights)]) == 2
+    line = _one_line_error(capsys)
+    assert "a.tif" in line
+    assert "'F'" in line
+    assert not (tmp_path / "f.npz").exists()
+
+
+def test_a_16_bit_folder_reads_as_its_exact_8_bit_equivalent(rng, tmp_path):
+    from lightning_genmetrics.cli import _ImageFolder
+
+    deep, shallow = tmp_path / "deep", tmp_path / "shallow"
+    deep.mkdir()
+    shallow.mkdir()
+    for i in range(3):
+        values = rng.integers(0, 65536, (6, 9)).astype(np.uint16)
+        Image.fromarray(values).save(deep / f"{i}.png")
+        Image.fromarray(_scaled(values)).save(shallow / f"{i}.png")
+    deep_images, shallow_images = _ImageFolder(deep), _ImageFolder(shallow)
+    for i in range(3):
+        assert deep_images[i].dtype == torch.uint8
+        assert deep_images[i].shape == (3, 6, 9)
+        assert torch.equal(deep_images[i], shallow_images[i])

@@ -1,3 +1,5 @@
+import os
+import re
 import zipfile
 
 import numpy as np
@@ -138,3 +140,229 @@ def test_real_statistics_need_two_samples():
     metric.update(torch.randn(1, 3), real=True)
     with pytest.raises(RuntimeError, match="at least 2 real samples, got 1"):
         metric.real_statistics()
+
+
+# Files that are damaged, or that look like statistics but are not --------------------------------------
+
+
+def _write_ours(path, mu, sigma, provenance, num_samples=None, replace=None):
+    """A statistics file in our format written with numpy by hand; its checksum recomputed independently.
+
+    Whoever edits a file can do this: the unkeyed checksum then passes, and only validation refuses it.
+    """
+    import hashlib
+    import json
+
+    text = provenance if isinstance(provenance, str) else json.dumps(provenance, sort_keys=True)
+    if num_samples is None:
+        count = provenance.get("num_samples") if isinstance(provenance, dict) else None
+        num_samples = np.array(-1 if count is None else count, dtype=np.int64)
+    digest = hashlib.sha256()
+    for array in (mu, sigma):  # hashed as float64 (arrays of other kinds are refused before the checksum)
+        digest.update((array.astype(np.float64) if array.dtype.kind == "f" else array).tobytes())
+    digest.update(num_samples.astype(np.int64).tobytes())
+    digest.update(text.encode())
+    arrays = {"mu": mu, "sigma": sigma, "num_samples": num_samples, "provenance": np.array(text)}
+    np.savez(path, **{**arrays, "checksum": np.array(digest.hexdigest()), **(replace or {})})
+    return path
+
+
+def _provenance(**fields):
+    return {**{"extractor": "Net", "weights_sha256": "ab" * 32, "layer": "2048", "resize": "tf1"}, **fields}
+
+
+def _refused(path, *fragments):
+    with pytest.raises(ValueError, match=re.escape(str(path))) as raised:
+        load_statistics(path)
+    message = str(raised.value)
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+def test_the_hand_written_format_matches_ours(rng, tmp_path):
+    """The independent writer's files load: each case below is refused for its own reason, not the format."""
+    x = rng.standard_normal((30, 4))
+    path = _write_ours(tmp_path / "s.npz", x.mean(0), np.cov(x, rowvar=False), _provenance(num_samples=30))
+    loaded = load_statistics(path)
+    assert loaded.provenance.num_samples == 30
+    np.testing.assert_array_equal(loaded.sigma.numpy(), np.cov(x, rowvar=False))
+
+
+@pytest.mark.parametrize(
+    ("mu", "sigma", "fragments"),
+    [
+        (np.zeros(4), np.diag([1.0, 1.0, 1.0, -5.0]), ("`sigma`", "positive semi-definite", "-5")),
+        (np.zeros(0), np.zeros((0, 0)), ("D = 0",)),
+        (np.zeros(3, dtype=np.complex128), np.eye(3, dtype=np.complex128), ("`mu`", "complex128")),
+        (np.zeros(3), np.eye(3) * (1 + 0j), ("`sigma`", "complex128")),
+        (np.zeros(3, dtype=np.int64), np.eye(3), ("`mu`", "int64")),
+        (np.array(["0", "1"]), np.eye(2), ("`mu`", "<U1")),
+        (np.zeros(3), np.eye(4), ("`mu` [D] and `sigma` [D, D]", "(3,)", "(4, 4)")),
+        (np.zeros((2, 2)), np.eye(2), ("(2, 2)",)),
+        (np.array([0.0, np.inf]), np.eye(2), ("NaN/Inf", "`mu`")),
+        (np.zeros(2), np.array([[1.0, np.nan], [np.nan, 1.0]]), ("NaN/Inf", "`sigma`")),
+        (np.zeros(2), np.array([[1.0, 0.5], [0.0, 1.0]]), ("symmetric", "`sigma`")),
+    ],
+)
+@pytest.mark.parametrize("ours", [True, False], ids=["ours", "foreign"])
+def test_arrays_that_are_not_statistics_are_refused_naming_file_and_field(tmp_path, mu, sigma, fragments, ours):
+    path = tmp_path / "s.npz"
+    if ours:
+        _write_ours(path, mu, sigma, _provenance())
+    else:
+        np.savez(path, mu=mu, sigma=sigma)  # pytorch-fid / clean-fid layout
+    _refused(path, *fragments)
+
+
+@pytest.mark.parametrize(
+    ("provenance", "num_samples", "fragments"),
+    [
+        ('["extractor", "Net"]', None, ("JSON object", "list")),
+        ("extractor=Net", None, ("not JSON",)),
+        ('{"num_samples": "40"}', np.array(-1), ("`num_samples`", "'40'")),
+        ('{"num_samples": 40.5}', np.array(-1), ("`num_samples`", "40.5")),
+        ('{"num_samples": true}', np.array(-1), ("`num_samples`", "True")),
+        ('{"num_samples": -3}', np.array(-3), ("`num_samples`", "-3")),
+        ('{"num_samples": 1}', np.array(1), ("`num_samples`", "at least 2")),
+        ('{"num_samples": 40}', np.array(41), ("`num_samples` is 41", "40")),
+        ('{"layer": 2048}', None, ("`layer`", "2048")),
+        ('{"dtype": "int64"}', None, ("`dtype`", "int64")),
+        ('{"extractor": null}', None, ("`extractor`", "None")),
+    ],
+)
+def test_malformed_provenance_is_refused_naming_file_and_field(rng, tmp_path, provenance, num_samples, fragments):
+    x = rng.standard_normal((30, 3))
+    path = _write_ours(tmp_path / "s.npz", x.mean(0), np.cov(x, rowvar=False), provenance, num_samples)
+    _refused(path, *fragments)
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragments"),
+    [
+        ({"provenance": np.array(["{}", "{}"])}, ("`provenance`", "JSON string")),
+        ({"num_samples": np.array(40.0)}, ("`num_samples`", "integer")),
+        ({"checksum": np.array([1, 2])}, ("`checksum`",)),
+    ],
+)
+def test_bookkeeping_arrays_of_the_wrong_kind_are_refused(rng, tmp_path, extra, fragments):
+    x = rng.standard_normal((30, 3))
+    path = _write_ours(tmp_path / "s.npz", x.mean(0), np.cov(x, rowvar=False), _provenance(), replace=extra)
+    _refused(path, *fragments)
+
+
+def test_each_kind_of_damaged_file_is_a_value_error_naming_it(rng, tmp_path):
+    intact = save_statistics(tmp_path / "intact.npz", _stats(rng, num_samples=40)).read_bytes()
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with open(tmp_path / "npy.npz", "wb") as file:
+        np.save(file, np.eye(3))
+    with open(tmp_path / "pickle.npz", "wb") as file:
+        np.save(file, np.array([{"mu": 0}], dtype=object), allow_pickle=True)
+    np.savez(tmp_path / "pickled_member.npz", mu=np.array([object()], dtype=object), sigma=np.eye(1))
+    (tmp_path / "half.npz").write_bytes(intact[: len(intact) // 2])
+    (tmp_path / "no_end.npz").write_bytes(intact[:-1])
+    for name in ("empty", "npy", "pickle", "pickled_member", "half", "no_end"):
+        _refused(tmp_path / f"{name}.npz", "Cannot read statistics file")
+
+
+def test_every_cut_and_every_byte_flip_of_a_real_file_is_refused_or_harmless(rng, tmp_path):
+    """A damaged copy never loads as other statistics: it is refused (a ValueError naming it) or reads the same.
+
+    (Compressed members, where damage reaches zlib, are covered in tests/reliability/test_files.py.)
+    """
+    original = _stats(rng, d=2, extractor="Net", num_samples=40)
+    path = save_statistics(tmp_path / "s.npz", original)
+    intact = path.read_bytes()
+    for length in sorted({*range(0, len(intact), 16), *range(len(intact) - 120, len(intact))}):
+        path.write_bytes(intact[:length])  # cut at every 16th byte and everywhere in the directory at the end
+        _refused(path)
+    path.write_bytes(intact)
+    refusals = []
+    descriptor = os.open(path, os.O_WRONLY)
+    try:
+        for position in range(len(intact)):
+            os.pwrite(descriptor, bytes([intact[position] ^ 0x5A]), position)
+            try:
+                loaded = load_statistics(path)
+            except ValueError as error:
+                refusals.append(str(error))
+            else:  # a byte nobody reads (a timestamp, a version field): the same statistics
+                assert torch.equal(loaded.mu, original.mu)
+                assert torch.equal(loaded.sigma, original.sigma)
+                assert loaded.provenance == original.provenance
+            os.pwrite(descriptor, intact[position : position + 1], position)
+    finally:
+        os.close(descriptor)
+    assert len(refusals) > len(intact) // 2
+    assert all(str(path) in message for message in refusals)
+
+
+# Positive semi-definiteness: refuse what is not a covariance, accept what rounding did to one --------------
+
+
+def _with_spectrum(rng, eigenvalues):
+    q, _ = np.linalg.qr(rng.standard_normal((len(eigenvalues), len(eigenvalues))))
+    sigma = (q * eigenvalues) @ q.T
+    return (sigma + sigma.T) / 2
+
+
+def test_the_negative_eigenvalue_allowance_is_relative_to_the_largest(rng):
+    eigenvalues = np.geomspace(1.0, 1e-3, 40) * 7.0
+    for negative, accepted in [(-0.3e-9 * 7.0, True), (-3e-9 * 7.0, False), (-1e-3, False)]:
+        sigma = torch.from_numpy(_with_spectrum(rng, np.append(eigenvalues, negative)))
+        mu = torch.zeros(41, dtype=torch.float64)
+        if accepted:
+            ReferenceStatistics(mu, sigma)
+        else:
+            with pytest.raises(ValueError, match="positive semi-definite") as raised:
+                ReferenceStatistics(mu, sigma)
+            reported = float(str(raised.value).split("eigenvalue ")[1].split(" ")[0])
+            assert reported == pytest.approx(negative, rel=1e-4)
+
+
+def test_genuine_sample_covariances_are_accepted_through_every_path(rng, tmp_path):
+    """np.cov, the metric's own moments, rank-deficient n < d, large offsets, float32 pytorch-fid-style files."""
+    for n, d, offset in [(5, 40, 0.0), (30, 100, 1e3), (200, 64, 1e2)]:
+        x = rng.standard_normal((n, d)) * np.linspace(0.01, 1.0, d) + offset
+        sigma = np.cov(x, rowvar=False)
+        assert np.linalg.eigvalsh(sigma)[0] < 0 or n > d  # rank-deficient ones really have rounded negatives
+        ReferenceStatistics(torch.from_numpy(x.mean(0)), torch.from_numpy(sigma))
+        metric = FrechetDistance(d)
+        for chunk in np.array_split(x, 3):
+            metric.update(torch.from_numpy(chunk), real=True)
+        statistics = metric.real_statistics()
+        assert load_statistics(save_statistics(tmp_path / "m.npz", statistics)).num_features == d
+        np.savez(tmp_path / "f32.npz", mu=x.mean(0).astype(np.float32), sigma=sigma.astype(np.float32))
+        assert load_statistics(tmp_path / "f32.npz").provenance.dtype == "float32"
+
+
+def test_the_check_at_d_2048_is_one_cholesky_for_a_genuine_singular_covariance(rng, monkeypatch):
+    """The eigensolver (2–12 s at D = 2048 on a loaded 2-core CPU) runs only for matrices the factorisation refuses."""
+    x = rng.standard_normal((100, 2048)) * np.linspace(0.01, 1.0, 2048)  # rank 99 of 2048
+    mu, sigma = torch.from_numpy(x.mean(0)), torch.from_numpy(np.cov(x, rowvar=False))
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the eigensolver ran for a genuine covariance")
+
+    monkeypatch.setattr(torch.linalg, "eigvalsh", forbidden)
+    ReferenceStatistics(mu, sigma)
+
+
+def test_direct_construction_refuses_wrong_types():
+    eye = torch.eye(2, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"`mu` to be a real floating-point tensor, got torch\.complex128"):
+        ReferenceStatistics(torch.zeros(2, dtype=torch.complex128), eye)
+    with pytest.raises(TypeError, match=r"`sigma` to be a real floating-point tensor, got torch\.int64"):
+        ReferenceStatistics(torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.int64))
+    with pytest.raises(TypeError, match="got ndarray"):
+        ReferenceStatistics(np.zeros(2), eye)
+    with pytest.raises(ValueError, match="D = 0"):
+        ReferenceStatistics(torch.zeros(0, dtype=torch.float64), torch.zeros(0, 0, dtype=torch.float64))
+
+
+def test_provenance_sample_count_accepts_numpy_integers_and_refuses_the_rest():
+    assert Provenance(num_samples=np.int64(5)).num_samples == 5
+    assert type(Provenance(num_samples=np.int64(5)).num_samples) is int
+    for bad, error in [(True, TypeError), (2.0, TypeError), ("5", TypeError), (1, ValueError), (-1, ValueError)]:
+        with pytest.raises(error, match="`num_samples`"):
+            Provenance(num_samples=bad)

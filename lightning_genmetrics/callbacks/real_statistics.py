@@ -1,10 +1,10 @@
 """The callback's real side: one pass over the real images, sharded by batch, fingerprinted, cached on disk.
 
-Rank ``r`` of ``W`` iterates the real dataloader in its fixed order and extracts features only from
-batches ``r, r + W, r + 2W, ...``: every batch is seen by exactly one rank, with none of
-``DistributedSampler``'s duplicate padding. Each batch's uint8 pixels are hashed; the per-batch
-digests are summed over the ranks into one table (each row is non-zero on one rank only), so the
-data fingerprint does not depend on the number of ranks.
+Rank ``r`` of ``W`` reads and extracts features only from batches ``r, r + W, r + 2W, ...`` of the real
+dataloader's fixed order (see :mod:`~lightning_genmetrics.callbacks.sharding`): every batch is seen by
+exactly one rank, with none of ``DistributedSampler``'s duplicate padding. Each batch's uint8 pixels are
+hashed; the per-batch digests are summed over the ranks into one table (each row is non-zero on one rank
+only), so the data fingerprint does not depend on the number of ranks.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lightning_genmetrics._files import read_npz, write_atomically
+from lightning_genmetrics.callbacks.sharding import RankShare
 from lightning_genmetrics.features.preprocess import InputRange, images_to_uint8
 
 # Bumped when anything that changes the statistics or the key (hashing, conversion) changes.
@@ -45,10 +46,8 @@ def batch_to_images(batch: Any) -> Tensor:
 
 
 def read_real_images(
-    batches: Iterable[Any],
+    share: RankShare,
     *,
-    rank: int,
-    world_size: int,
     input_range: InputRange | None,
     device: torch.device,
     consume: Callable[[Tensor], None] | None,
@@ -64,19 +63,14 @@ def read_real_images(
         both the same on every rank and for any number of ranks.
     """
     rows: dict[int, Tensor] = {}
-    num_batches = 0
-    for index, batch in enumerate(batches):
-        num_batches = index + 1
-        if index % world_size != rank:
-            continue
-        uint8 = images_to_uint8(batch_to_images(batch), input_range, name="real images")
+    for item in share:
+        uint8 = images_to_uint8(batch_to_images(item.batch), input_range, name="real images")
         digest = hashlib.sha256(str(tuple(uint8.shape)).encode())
         digest.update(uint8.cpu().contiguous().numpy().tobytes())
-        row = torch.tensor([*digest.digest(), uint8.shape[0]], dtype=torch.int64)
-        rows[index] = row
+        rows[item.index] = torch.tensor([*digest.digest(), uint8.shape[0]], dtype=torch.int64)
         if consume is not None:
             consume(uint8.to(device))
-    table = torch.zeros(num_batches, _DIGEST_BYTES + 1, dtype=torch.int64, device=device)
+    table = torch.zeros(share.num_batches or 0, _DIGEST_BYTES + 1, dtype=torch.int64, device=device)
     for index, row in rows.items():
         table[index] = row.to(device)
     table = reduce_sum(table).cpu()
@@ -92,6 +86,12 @@ def kid_cache_key(fid_style_key: str, max_samples: int | None, seed: int) -> str
 def save_tensors(path: str | os.PathLike[str], tensors: dict[str, Tensor]) -> None:
     """Write CPU tensors to an ``.npz`` with a SHA-256 of their names, dtypes, shapes and bytes, atomically.
 
+    The file is written under a temporary name, flushed to disk and then moved into place (see
+    ``write_atomically``): a reader never sees a partial file, and a failed write leaves nothing behind.
+
+    Raises:
+        OSError: the file cannot be written (read-only or full disk, ``path``'s folder is not a folder ...).
+
     Example:
         >>> import tempfile
         >>> path = Path(tempfile.mkdtemp()) / "t.npz"
@@ -101,28 +101,28 @@ def save_tensors(path: str | os.PathLike[str], tensors: dict[str, Tensor]) -> No
     """
     arrays = {name: tensor.detach().cpu().numpy() for name, tensor in tensors.items()}
     arrays["sha256"] = np.frombuffer(_digest(arrays, tuple(tensors)), dtype=np.uint8)
-    path = Path(path)
-    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(partial, "wb") as file:
-        np.savez(file, **arrays)
-    partial.replace(path)
+    write_atomically(path, lambda file: np.savez(file, **arrays))
 
 
 def load_tensors(path: str | os.PathLike[str], names: tuple[str, ...]) -> dict[str, Tensor]:
     """Read the tensors ``names`` of a ``save_tensors`` file.
 
+    The SHA-256 detects accidental corruption (a truncated or damaged file), not deliberate edits:
+    it is stored unkeyed in the same file, so anyone who changes the tensors can recompute it.
+
     Raises:
-        ValueError: an unreadable file, a missing tensor, or bytes that do not match the stored SHA-256.
+        FileNotFoundError: no file at ``path``.
+        ValueError: anything else wrong with the file, naming it: unreadable (empty, truncated, not an
+            ``.npz``), a missing tensor, bytes that do not match the stored SHA-256, or an array torch
+            cannot hold.
     """
-    try:
-        # An open file of our own: np.load leaves its own handle open when the file is not an archive.
-        with open(path, "rb") as file, np.load(file, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in (*names, "sha256")}
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
-        raise ValueError(f"cannot read {list(names)} from '{path}': {error}") from error
+    arrays = read_npz(path, (*names, "sha256"), what="cache file")
     if arrays.pop("sha256").tobytes() != _digest(arrays, names):
-        raise ValueError(f"'{path}' does not match its checksum (a corrupt or edited file)")
-    return {name: torch.from_numpy(array.copy()) for name, array in arrays.items()}
+        raise ValueError(f"Cache file '{path}' does not match its checksum (a corrupt file)")
+    try:
+        return {name: torch.from_numpy(array.copy()) for name, array in arrays.items()}
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ValueError(f"Cache file '{path}' holds an array torch cannot read: {error}") from error
 
 
 def _digest(arrays: dict[str, np.ndarray], names: tuple[str, ...]) -> bytes:
