@@ -137,8 +137,9 @@ class ShapesSegmenter(LightningModule):
         num_classes = len(CLASSES)
         self.val_miou = MeanIoU(num_classes=num_classes)
         self.val_segmentation = SegmentationMetrics(num_classes=num_classes)
-        # 1001 thresholds k/1000, so that 0.5 is one of them (at_threshold uses the nearest); logits: sigmoid.
-        self.val_auroc = BinaryAUROC(num_bins=1001, input="logits")
+        # The default thresholds hold 0.5 exactly (at_threshold uses the nearest); logits are binned on the
+        # log-odds axis.
+        self.val_auroc = BinaryAUROC(input="logits")
         self.history: list[dict[str, float]] = []
 
     def _losses(self, batch: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:

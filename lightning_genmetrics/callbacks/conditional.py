@@ -48,6 +48,10 @@ class ClassFidelity(nn.Module):
         >>> fidelity.update(torch.rand(6, 3, 2, 2), torch.tensor([0, 1, 0, 1, 0, 1]))
         >>> sorted(fidelity.compute())
         ['accuracy', 'auroc', 'balanced_accuracy']
+        >>> binned = ClassFidelity(classifier, 2, (0.0, 1.0), auroc_bins=2001)
+        >>> binned.update(torch.rand(6, 3, 2, 2), torch.tensor([0, 1, 0, 1, 0, 1]))
+        >>> sorted(binned.compute())
+        ['accuracy', 'auroc', 'auroc_error_bound', 'balanced_accuracy']
     """
 
     def __init__(
@@ -81,7 +85,7 @@ class ClassFidelity(nn.Module):
 
     def value_names(self) -> list[str]:
         """The keys of ``compute()``'s result."""
-        return ["accuracy", "balanced_accuracy", "auroc"]
+        return ["accuracy", "balanced_accuracy", "auroc", *(() if self.auroc.exact else ("auroc_error_bound",))]
 
     def compute(self) -> dict[str, float]:
         """``accuracy``, ``balanced_accuracy`` (the mean per-class recall) and macro one-vs-rest ``auroc``; with a

@@ -206,7 +206,7 @@ class GenerativeMetricsCallback(Callback):
     **Logged** through ``pl_module.log`` (every rank logs the same, already global, value), so
     ``ModelCheckpoint(monitor="gen/fid", mode="min")`` and ``EarlyStopping`` can monitor them: ``{prefix}fid``,
     ``{prefix}is``, ``{prefix}is_std``, ``{prefix}kid``, ``{prefix}kid_std``; with a ``classifier``
-    ``{prefix}accuracy``, ``{prefix}balanced_accuracy``, ``{prefix}auroc``; with a ``segmenter``
+    ``{prefix}accuracy``, ``{prefix}balanced_accuracy``, ``{prefix}auroc`` (exact); with a ``segmenter``
     ``{prefix}miou``, ``{prefix}pixel_accuracy``, ``{prefix}mdice``; with ``reconstruct`` ``{prefix}recon/ssim``,
     ``{prefix}recon/psnr``, ...; and ``{prefix}eval_seconds`` with its split ``{prefix}seconds/real``,
     ``.../sampling``, ``.../features`` (extraction and metric updates), ``.../compute`` (and

@@ -5,6 +5,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from torchmetrics.classification import BinaryAUROC as TorchmetricsBinaryAUROC
 from torchmetrics.classification import MulticlassAUROC as TorchmetricsMulticlassAUROC
 
+from lightning_genmetrics.functional.auroc import binned_thresholds
 from lightning_genmetrics.metrics.auroc import AUROC, BinaryAUROC, MulticlassAUROC, MultilabelAUROC
 
 
@@ -47,7 +48,7 @@ def _feed(metric, preds, target, rng):
 @pytest.mark.parametrize("num_bins", [None, 1000])
 def test_binary_batches_match_sklearn_and_torchmetrics(rng, num_bins):
     preds, target = _binary(rng, 3000)
-    metric = AUROC("binary", num_bins=num_bins)
+    metric = AUROC("binary", num_bins=num_bins, spacing="linear")
     _feed(metric, preds, target, rng)
     value = metric.compute()
     if num_bins is None:
@@ -88,7 +89,7 @@ def test_at_threshold_matches_sklearn(rng, num_bins):
 
 def test_binned_at_threshold_uses_the_nearest_grid_threshold(rng):
     preds, target = _binary(rng, 200)
-    metric = BinaryAUROC(num_bins=11)
+    metric = BinaryAUROC(num_bins=11, spacing="linear")
     metric.update(preds, target)
     out = metric.at_threshold(0.52)
     assert out["threshold"].item() == pytest.approx(0.5, abs=1e-7)
@@ -109,7 +110,7 @@ def test_multiclass_logits_match_sklearn(rng, average):
 def test_multiclass_binned_matches_torchmetrics(rng):
     logits, target = _multiclass(rng, 900, 4)
     probs = torch.softmax(logits.float(), dim=1)
-    metric = AUROC("multiclass", 4, num_bins=200, average="none")
+    metric = AUROC("multiclass", 4, num_bins=200, average="none", spacing="linear")
     metric.update(probs, target)
     reference = TorchmetricsMulticlassAUROC(4, thresholds=200, average="none")
     reference.update(probs, target)
@@ -157,8 +158,11 @@ def test_merge_state_equals_one_stream(rng):
         right.update(preds[100:], target[100:])
         left.merge_state(right)
         assert left.compute().item() == whole.compute().item()
-    with pytest.raises(ValueError, match="Cannot merge histograms"):
-        BinaryAUROC(num_bins=10).merge_state(BinaryAUROC(num_bins=20))
+    with pytest.raises(ValueError, match="Cannot merge histograms of shape"):
+        BinaryAUROC(num_bins=10).merge_state(BinaryAUROC(num_bins=20).metric_state)
+    for other in (BinaryAUROC(num_bins=20), BinaryAUROC(num_bins=10, spacing="linear"), BinaryAUROC(num_bins=None)):
+        with pytest.raises(ValueError, match=r"Cannot merge an AUROC state with \(num_bins, spacing\)"):
+            BinaryAUROC(num_bins=10).merge_state(other)
 
 
 def test_state_size(rng):
@@ -222,7 +226,9 @@ def test_bad_update_leaves_state_untouched(rng, num_bins, preds, target, error, 
 @pytest.mark.parametrize(
     ("args", "kwargs", "error", "match"),
     [
-        (("binary",), {"num_bins": 1}, ValueError, "`num_bins` to be an int >= 2, got 1"),
+        (("binary",), {"num_bins": 3}, ValueError, r"`num_bins` to be an int >= 4 for spacing='linear\+logit', got 3"),
+        (("binary",), {"num_bins": 1, "spacing": "linear"}, ValueError, "`num_bins` to be an int >= 2"),
+        (("binary",), {"spacing": "logit"}, ValueError, r"`spacing` to be one of 'linear', 'linear\+logit'"),
         (("binary",), {"num_bins": 10.0}, TypeError, "`num_bins` to be an int"),
         (("multiclass",), {}, ValueError, "`num_classes`"),
         (("binary",), {"input": "scores"}, ValueError, "`input` to be one of 'probs', 'logits'; got 'scores'"),
@@ -242,3 +248,39 @@ def test_bad_threshold():
         metric.at_threshold(1.5)
     with pytest.raises(TypeError, match="`threshold` to be a float"):
         metric.at_threshold("0.5")
+
+
+def test_default_is_2001_linear_logit_thresholds(rng):
+    metric = MulticlassAUROC(3)
+    assert (metric.num_bins, metric.spacing, metric.exact) == (2001, "linear+logit", False)
+    assert {k: tuple(v.shape) for k, v in metric.metric_state.items()} == {
+        "negative_hist": (3, 2001),
+        "positive_hist": (3, 2001),
+    }
+    preds, target = _binary(rng, 400)
+    binary = BinaryAUROC()
+    binary.update(preds, target)
+    out = binary.at_threshold(0.5)
+    assert out["threshold"].item() == 0.5  # on the default grid exactly
+    predicted = preds.double() >= 0.5
+    assert out["sensitivity"].item() == pytest.approx(predicted[target == 1].double().mean().item(), rel=1e-14)
+
+
+@pytest.mark.parametrize("input_kind", ["probs", "logits"])
+def test_binned_roc_counts_the_scores_at_each_threshold(rng, input_kind):
+    logits = torch.from_numpy(20 * (rng.standard_normal(3000) + rng.integers(0, 2, 3000)))
+    target = torch.from_numpy(rng.integers(0, 2, 3000))
+    preds = logits if input_kind == "logits" else torch.sigmoid(logits)
+    metric = BinaryAUROC(num_bins=301, input=input_kind)
+    metric.update(preds, target)
+    fpr, tpr, thresholds = metric.roc()
+    assert thresholds[0].item() == float("inf")
+    assert bool((thresholds[1:].diff() <= 0).all())
+    # Point i: the rates of the scores at or above threshold i (the log-odds thresholds for logits).
+    cut = binned_thresholds(301, log_odds=input_kind == "logits").flip(0).numpy()
+    scores, y = preds.numpy(), target.numpy().astype(bool)
+    expected_tpr = (scores[y][None, :] >= cut[:, None]).mean(axis=1)
+    expected_fpr = (scores[~y][None, :] >= cut[:, None]).mean(axis=1)
+    np.testing.assert_allclose(tpr[1:].numpy(), expected_tpr, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(fpr[1:].numpy(), expected_fpr, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(thresholds[1:].numpy(), binned_thresholds(301).flip(0).numpy(), rtol=0, atol=0)
