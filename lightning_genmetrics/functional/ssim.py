@@ -19,6 +19,12 @@ images ``a = x + y`` and ``d = x − y`` give every term from four filtered maps
 ``σx² + σy² = (σa² + σd²)/2``. Swapping ``x`` and ``y`` only flips the sign of ``d``, so the value
 is exactly symmetric, and ``SSIM(x, x)`` is exactly 1.
 
+**Gradients.** Both functions are differentiable in ``preds`` and ``target``, so they can serve as
+losses (``1 - SSIM``). When an input requires grad (and grad mode is on), the maps are computed out
+of place, with the same operations in the same order, so the value is bit-identical to the one
+without gradients; otherwise in place, which is faster and needs less memory. For MS-SSIM, a term
+clamped to 0 (see below) has zero gradient.
+
 **Border policy** (``border``):
 
 - ``"valid"`` (default): the map is kept only where the window lies inside the image,
@@ -170,6 +176,25 @@ def _chunk_sums(x: Tensor, y: Tensor, along_w: Tensor, along_h: Tensor, c1: floa
     return ssim.sum((-2, -1)), contrast_structure.sum((-2, -1))
 
 
+def _differentiable_chunk_sums(
+    x: Tensor, y: Tensor, along_w: Tensor, along_h: Tensor, c1: float, c2: float
+) -> tuple[Tensor, Tensor]:
+    """``_chunk_sums`` out of place, for autograd: the same operations in the same order, so the same values."""
+    sum_images = x.to(torch.float64) + y.to(torch.float64)
+    diff_images = x.to(torch.float64) - y.to(torch.float64)
+    maps = torch.stack([sum_images, diff_images, sum_images.square(), diff_images.square()])
+    filtered = (maps @ along_w).transpose(-1, -2) @ along_h
+    mean_sum, mean_diff, second_sum, second_diff = filtered.unbind(0)
+    mean_sum_sq, mean_diff_sq = mean_sum.square(), mean_diff.square()
+    var_sum, var_diff = second_sum - mean_sum_sq, second_diff - mean_diff_sq
+    luminance_den = mean_sum_sq + mean_diff_sq + 2 * c1
+    luminance_num = torch.add(luminance_den, mean_diff_sq, alpha=-2)
+    cs_den = var_sum + var_diff + 2 * c2
+    contrast_structure = torch.add(cs_den, var_diff, alpha=-2) / cs_den
+    ssim = luminance_num / luminance_den * contrast_structure
+    return ssim.sum((-2, -1)), contrast_structure.sum((-2, -1))
+
+
 def _ssim_and_contrast_structure(
     preds: Tensor, target: Tensor, window: Tensor, c1: float, c2: float, border: str
 ) -> tuple[Tensor, Tensor]:
@@ -179,8 +204,11 @@ def _ssim_and_contrast_structure(
     along_h = _pass_matrix(height, window, border)
     x, y = preds.reshape(n * channels, height, width), target.reshape(n * channels, height, width)
     per_chunk = max(1, _CHUNK_PIXELS // (height * width))
+    # The in-place arithmetic is faster and lighter, but autograd cannot follow it.
+    tracked = torch.is_grad_enabled() and (preds.requires_grad or target.requires_grad)
+    chunk_sums = _differentiable_chunk_sums if tracked else _chunk_sums
     sums = [
-        _chunk_sums(x[i : i + per_chunk], y[i : i + per_chunk], along_w, along_h, c1, c2)
+        chunk_sums(x[i : i + per_chunk], y[i : i + per_chunk], along_w, along_h, c1, c2)
         for i in range(0, n * channels, per_chunk)
     ]
     pixels = channels * along_w.shape[1] * along_h.shape[1]

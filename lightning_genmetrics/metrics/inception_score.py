@@ -1,4 +1,4 @@
-"""Inception Score with constant memory: per-split sums of class posteriors and their entropies."""
+"""Inception Score with bounded memory: per-split sums of class posteriors and their entropies."""
 
 from __future__ import annotations
 
@@ -6,33 +6,61 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 from lightning_genmetrics._checks import check_positive_int
 from lightning_genmetrics.features.extractor import ImageFeatures, InputRange
-from lightning_genmetrics.functional.inception_score import logits_to_statistics, statistics_to_inception_score
+from lightning_genmetrics.functional.inception_score import (
+    ids_to_balanced_splits,
+    keys_to_balanced_splits,
+    logits_to_posteriors,
+    posteriors_to_statistics,
+    statistics_to_inception_score,
+)
 from lightning_genmetrics.metrics._base import SufficientStatisticMetric
 from lightning_genmetrics.metrics._distributed import all_reduce_sum
 from lightning_genmetrics.metrics._keys import image_keys
 
-_STATES = ("split_n", "split_sum_p", "split_sum_plogp")
+_SUMS = ("split_n", "split_sum_p", "split_sum_plogp")
+_PENDING = ("pending_p", "pending_plogp", "pending_keys")
+# Content-keyed images stay per-sample (balanced splits) until there are this many per split; beyond, a split is
+# empty with probability at most splits·(1 - 1/splits)^(32·splits) < splits·e^-32 ≈ 1.3e-14·splits.
+BALANCED_IMAGES_PER_SPLIT = 32
 
 
 class InceptionScore(SufficientStatisticMetric):
-    r"""Inception Score ``(mean, std)`` over splits, keeping only per-split sums.
+    r"""Inception Score ``(mean, std)`` over splits, keeping per-split sums (and a bounded buffer for small sets).
 
     Per split, float64 state: the count, ``Σ_x p(y|x)`` (``[C]``) and ``Σ_x Σ_y p log p``; the score
     of a split is ``exp(mean_x Σ_y p log p - Σ_y p̄ log p̄)``
-    (:func:`~lightning_genmetrics.functional.statistics_to_inception_score`). Memory is
-    ``splits·(C + 2)`` numbers whatever the number of images, and DDP sync is one all-reduce.
+    (:func:`~lightning_genmetrics.functional.statistics_to_inception_score`). The std over splits has
+    ddof = 0, as torch-fidelity and the original code (torchmetrics uses ddof = 1).
 
-    **Splits.** Each image goes to split ``key mod splits``, where ``key`` is a seeded hash of its
-    uint8 pixels (:func:`~lightning_genmetrics.functional.sample_keys`), or of its entry in
-    ``sample_ids`` when given. So the same images give the same value in any order, batching or
-    DDP sharding. Split sizes are multinomial rather than exactly ``N/splits`` (torch-fidelity
-    shuffles and cuts equal chunks); with ``splits=1`` the two agree exactly. Bit-identical images
-    always share a split; pass ``sample_ids`` if exact duplicates are frequent. The std has ddof = 0,
-    as torch-fidelity and the original code (torchmetrics uses ddof = 1).
+    **Splits.** The split of each image depends only on the image (or its id), never on the order,
+    batching or DDP sharding of the data, so the value is a function of the set of images seen:
+
+    - With ``sample_ids``: split = :func:`~lightning_genmetrics.functional.inception_score.ids_to_balanced_splits`:
+      every block of ``splits`` consecutive ids (``b·splits … b·splits + splits - 1``) is spread over
+      all the splits by a seeded random permutation. The callback passes the global sample indices
+      ``0 … N-1``, so the split sizes differ by at most one, and no split is empty once ``N >= splits``
+      (any run of ``N >= 2·splits`` consecutive ids holds a whole block). Nothing per image is kept.
+    - Without ids, by a seeded hash ``key`` of the uint8 pixels
+      (:func:`~lightning_genmetrics.functional.sample_keys`). While fewer than
+      ``balanced_limit = 32·splits`` such images have been seen (over all ranks), their posteriors
+      are kept per image and :meth:`compute` cuts the ascending key order into equal contiguous
+      chunks (:func:`~lightning_genmetrics.functional.inception_score.keys_to_balanced_splits`): the
+      split sizes differ by at most one, so no split is empty once ``N >= splits``. From
+      ``balanced_limit`` images on, every image goes to split ``key mod splits`` and only the sums are
+      kept: the sizes are then multinomial, and a split is empty with probability at most
+      ``splits·(1 - 1/splits)^(32·splits) < 1.3e-14·splits``. Bit-identical images share a key.
+
+    torch-fidelity shuffles the images and cuts equal chunks; with ``splits=1`` the two agree exactly.
+
+    **Memory** is ``splits·(C + 2) + 1`` numbers, plus up to ``balanced_limit - 1`` buffered rows of
+    ``C + 2`` numbers while fewer than ``balanced_limit`` images without ids have been seen. DDP sync is
+    all-reduces only: of the sums, and, while the ranks together hold fewer than ``balanced_limit``
+    buffered rows, of those rows (each rank writes its own rows into a shared zero buffer).
 
     Args:
         feature: ``"logits_unbiased"`` or ``"logits"`` of the standard FID InceptionV3, or a
@@ -74,10 +102,16 @@ class InceptionScore(SufficientStatisticMetric):
         self.extractor = ImageFeatures.resolve(
             feature, input_range=input_range, weights_path=weights_path, layers=("logits_unbiased", "logits")
         )
+        self.balanced_limit = BALANCED_IMAGES_PER_SPLIT * splits
         c = self.extractor.num_features or 0
         self.add_state("split_n", torch.zeros(splits, dtype=torch.int64), dist_reduce_fx="sum")
         self.add_state("split_sum_p", torch.zeros(splits, c, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("split_sum_plogp", torch.zeros(splits, dtype=torch.float64), dist_reduce_fx="sum")
+        # Images split by their pixels' key; while fewer than balanced_limit, the pending_* rows hold exactly them.
+        self.add_state("hashed_n", torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
+        self.add_state("pending_p", torch.zeros(0, c, dtype=torch.float64), dist_reduce_fx="cat")
+        self.add_state("pending_plogp", torch.zeros(0, dtype=torch.float64), dist_reduce_fx="cat")
+        self.add_state("pending_keys", torch.zeros(0, dtype=torch.int64), dist_reduce_fx="cat")
 
     _size_name = "number of classes"
 
@@ -94,6 +128,9 @@ class InceptionScore(SufficientStatisticMetric):
         zeros = torch.zeros(self.splits, c, dtype=torch.float64, device=self.split_n.device)
         self._defaults["split_sum_p"] = zeros.clone()
         self.split_sum_p = zeros
+        empty = zeros.new_zeros(0, c)
+        self._defaults["pending_p"] = empty.clone()
+        self.pending_p = empty
 
     def update(self, images: Tensor, sample_ids: Tensor | None = None) -> None:
         """Add a batch of generated images.
@@ -107,17 +144,22 @@ class InceptionScore(SufficientStatisticMetric):
             ValueError: bad shapes, NaN/Inf, values out of range, or logits of another class count.
         """
         uint8 = self.extractor.prepare(images)
-        keys = image_keys(uint8, sample_ids, self.seed)
+        keys = image_keys(uint8, sample_ids, self.seed)  # also validates sample_ids
         logits = self.extractor.extract(uint8)
         if self.num_classes is not None and logits.shape[1] != self.num_classes:
             raise ValueError(f"Expected logits with {self.num_classes} classes, got shape {tuple(logits.shape)}.")
-        split_index = torch.remainder(keys, self.splits).to(logits.device)
-        counts, sum_p, sum_plogp = logits_to_statistics(logits, split_index, self.splits)
+        device = self.split_n.device
+        p, plogp = (value.to(device) for value in logits_to_posteriors(logits))
         if self.num_classes is None:
             self._allocate(logits.shape[1])
-        self.split_n = self.split_n + counts.to(self.split_n.device)
-        self.split_sum_p = self.split_sum_p + sum_p.to(self.split_sum_p.device)
-        self.split_sum_plogp = self.split_sum_plogp + sum_plogp.to(self.split_sum_plogp.device)
+        if sample_ids is not None:
+            self._add_to_splits(p, plogp, ids_to_balanced_splits(sample_ids.to(device), self.splits, self.seed))
+            return
+        self.hashed_n = self.hashed_n + keys.shape[0]
+        self.pending_p = torch.cat([self.pending_p, p])
+        self.pending_plogp = torch.cat([self.pending_plogp, plogp])
+        self.pending_keys = torch.cat([self.pending_keys, keys.to(device)])
+        self._fold_pending_if_due()
 
     def compute(self) -> tuple[Tensor, Tensor]:
         """``(mean, std)`` of the per-split scores (float64).
@@ -125,19 +167,67 @@ class InceptionScore(SufficientStatisticMetric):
         Raises:
             RuntimeError: no images yet, or a split is empty.
         """
-        if int(self.split_n.sum()) == 0:
+        if int(self.split_n.sum()) + self.pending_keys.shape[0] == 0:
             raise RuntimeError("InceptionScore has no images yet: call `update` before `compute`.")
-        return statistics_to_inception_score((self.split_n, self.split_sum_p, self.split_sum_plogp))
+        split_index = keys_to_balanced_splits(self.pending_keys, self.splits)
+        pending = posteriors_to_statistics(self.pending_p, self.pending_plogp, split_index, self.splits)
+        folded = (self.split_n, self.split_sum_p, self.split_sum_plogp)
+        return statistics_to_inception_score(tuple(a + b for a, b in zip(folded, pending, strict=True)))
+
+    def _add_to_splits(self, p: Tensor, plogp: Tensor, split_index: Tensor) -> None:
+        counts, sum_p, sum_plogp = posteriors_to_statistics(p, plogp, split_index, self.splits)
+        self.split_n = self.split_n + counts
+        self.split_sum_p = self.split_sum_p + sum_p
+        self.split_sum_plogp = self.split_sum_plogp + sum_plogp
+
+    def _fold_pending_if_due(self) -> None:
+        """From ``balanced_limit`` content-keyed images on, move the buffered rows to split ``key mod splits``."""
+        if self.pending_keys.shape[0] == 0 or int(self.hashed_n) < self.balanced_limit:
+            return
+        self._add_to_splits(self.pending_p, self.pending_plogp, torch.remainder(self.pending_keys, self.splits))
+        for name in _PENDING:
+            setattr(self, name, getattr(self, name)[:0])
 
     def _merge_state(self, other: dict[str, Any]) -> None:
         self._adopt_size(other["split_sum_p"].shape[1])
         if self.num_classes is None:
             return
-        for name in _STATES:
+        for name in (*_SUMS, "hashed_n"):
             setattr(self, name, getattr(self, name) + other[name].to(getattr(self, name).device))
+        for name in _PENDING:
+            setattr(self, name, torch.cat([getattr(self, name), other[name].to(getattr(self, name).device)]))
+        self._fold_pending_if_due()
 
     def _sync_states(self, group: Any, dist_sync_fn: Callable | None) -> None:
         if self._agree_size(group) == 0:
             return
-        for name in _STATES:
-            setattr(self, name, all_reduce_sum(getattr(self, name), group))
+        world, rank = dist.get_world_size(group), dist.get_rank(group)
+        # One all-reduce tells every rank the global content-keyed count and where its buffered rows go.
+        counts = torch.zeros(world + 1, dtype=torch.int64, device=self.split_n.device)
+        counts[rank], counts[world] = self.pending_keys.shape[0], self.hashed_n
+        counts = all_reduce_sum(counts, group)
+        self.hashed_n = counts[world]
+        if int(self.hashed_n) >= self.balanced_limit:
+            self._fold_pending_if_due()
+        else:
+            self._share_pending_rows(counts[:world].tolist(), rank, group)
+        self.split_n = all_reduce_sum(self.split_n, group)
+        c = self.num_classes
+        sums = all_reduce_sum(torch.cat([self.split_sum_p, self.split_sum_plogp[:, None]], dim=1), group)
+        self.split_sum_p, self.split_sum_plogp = sums[:, :c], sums[:, c]
+
+    def _share_pending_rows(self, rows_per_rank: list[int], rank: int, group: Any) -> None:
+        """Give every rank all ranks' buffered rows (fewer than ``balanced_limit`` in all), by all-reduce.
+
+        Each rank writes its rows at its offset in a zero buffer; the sum of one value and zeros is that
+        value exactly, so this is a gather done with the all-reduce the sum states use.
+        """
+        begin = sum(rows_per_rank[:rank])
+        total, mine = sum(rows_per_rank), slice(begin, begin + rows_per_rank[rank])
+        c = self.num_classes
+        rows = self.pending_p.new_zeros(total, c + 1)
+        rows[mine, :c], rows[mine, c] = self.pending_p, self.pending_plogp
+        keys = self.pending_keys.new_zeros(total)
+        keys[mine] = self.pending_keys
+        rows, self.pending_keys = all_reduce_sum(rows, group), all_reduce_sum(keys, group)
+        self.pending_p, self.pending_plogp = rows[:, :c].contiguous(), rows[:, c].contiguous()

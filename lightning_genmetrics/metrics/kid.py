@@ -11,7 +11,7 @@ from torchmetrics.utilities.distributed import gather_all_tensors
 
 from lightning_genmetrics._checks import check_bool, check_finite, check_positive_int
 from lightning_genmetrics.features.extractor import ImageFeatures, InputRange
-from lightning_genmetrics.functional.kid import kernel_inception_distance
+from lightning_genmetrics.functional.kid import check_kernel_parameters, kernel_inception_distance
 from lightning_genmetrics.functional.sampling import bottom_k
 from lightning_genmetrics.metrics._base import SufficientStatisticMetric
 from lightning_genmetrics.metrics._distributed import all_reduce_sum
@@ -40,15 +40,20 @@ class KernelInceptionDistance(SufficientStatisticMetric):
         feature: an Inception layer (``64``, ``192``, ``768``, ``2048``) or a feature-extractor module.
         subsets: number of random subsets.
         subset_size: samples per subset and side.
-        degree: polynomial kernel degree.
-        gamma: kernel scale, ``1/D`` when ``None``.
-        coef0: kernel offset.
+        degree: polynomial kernel degree, an int >= 1.
+        gamma: kernel scale, a finite number > 0, or ``None`` for ``1/D``.
+        coef0: kernel offset, a finite number.
         max_samples: reservoir size per side (at least ``subset_size``), or ``None`` for no bound.
         input_range: the range of float images, ``(0, 1)`` or ``(-1, 1)``; ``None`` accepts uint8 only.
         reset_real_features: keep the real side across ``reset()`` when ``False``.
         seed: selects the reservoir hash and the subsets.
         weights_path: a local copy of the Inception weights (standard network only).
         kwargs: passed to ``torchmetrics.Metric``.
+
+    Raises:
+        TypeError: an argument of the wrong type (bools are refused as numbers).
+        ValueError: ``subsets < 1``, ``subset_size < 2``, ``max_samples < subset_size``, ``degree < 1``,
+            ``gamma`` not a finite number > 0, ``coef0`` NaN or infinite, or an unknown Inception layer.
 
     Example:
         >>> import torch
@@ -84,10 +89,7 @@ class KernelInceptionDistance(SufficientStatisticMetric):
         super().__init__(**kwargs)
         self.subsets = check_positive_int(subsets, "subsets")
         self.subset_size = check_positive_int(subset_size, "subset_size", minimum=2)
-        self.degree = check_positive_int(degree, "degree")
-        if gamma is not None and not (isinstance(gamma, (int, float)) and gamma > 0):
-            raise ValueError(f"Expected `gamma` to be None or a positive number, got {gamma!r}.")
-        self.gamma, self.coef0 = gamma, float(coef0)
+        self.degree, self.gamma, self.coef0 = check_kernel_parameters(degree, gamma, coef0)
         if max_samples is not None:
             check_positive_int(max_samples, "max_samples", minimum=subset_size)
         self.max_samples = max_samples

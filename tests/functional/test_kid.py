@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch_fidelity.metric_kid import kid_features_to_metric
 
-from lightning_genmetrics.functional import kernel_inception_distance, mmd2_unbiased
+from lightning_genmetrics.functional import kernel_inception_distance, mmd2_unbiased, polynomial_kernel
 from tests.helpers import exact_mmd2
 
 TF_KWARGS = {
@@ -64,3 +64,35 @@ def test_too_few_samples():
 def test_bad_input(args, kwargs, error, match):
     with pytest.raises(error, match=match):
         kernel_inception_distance(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "error", "match"),
+    [
+        ({"coef0": float("nan")}, ValueError, "`coef0` to be a finite number, got nan"),
+        ({"coef0": float("-inf")}, ValueError, "`coef0` to be a finite number, got -inf"),
+        ({"coef0": "1"}, TypeError, "`coef0` to be a finite number, got '1'"),
+        ({"gamma": float("inf")}, ValueError, "`gamma` to be a positive finite number, got inf"),
+        ({"gamma": -0.5}, ValueError, "`gamma` to be a positive finite number, got -0.5"),
+        ({"gamma": False}, TypeError, "`gamma` to be a positive number, got False"),
+        ({"degree": 0}, ValueError, "`degree` to be an int >= 1, got 0"),
+        ({"degree": 2.5}, TypeError, "`degree` to be an int, got 2.5"),
+    ],
+)
+@pytest.mark.parametrize("function", ["kernel_inception_distance", "mmd2_unbiased", "polynomial_kernel"])
+def test_bad_kernel_parameters(function, kernel, error, match):
+    x = torch.randn(6, 3, dtype=torch.float64)
+    call = {
+        "kernel_inception_distance": lambda: kernel_inception_distance(x, x + 1, subsets=2, subset_size=4, **kernel),
+        "mmd2_unbiased": lambda: mmd2_unbiased(x, x + 1, **kernel),
+        "polynomial_kernel": lambda: polynomial_kernel(x, x + 1, **kernel),
+    }[function]
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_zero_and_negative_coef0_match_the_definition(rng):
+    x, y = rng.standard_normal((30, 4)), rng.standard_normal((30, 4)) + 0.3
+    for coef0 in (0, -1.5):
+        got = mmd2_unbiased(torch.from_numpy(x), torch.from_numpy(y), 3, 0.7, coef0).item()
+        assert got == pytest.approx(exact_mmd2(x, y, 3, 0.7, coef0), rel=1e-11, abs=1e-13)

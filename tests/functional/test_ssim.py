@@ -251,3 +251,87 @@ def test_bad_betas(betas):
         multiscale_structural_similarity_index_measure(
             torch.rand(1, 1, 64, 64), torch.rand(1, 1, 64, 64), 1.0, betas=betas
         )
+
+
+# gradcheck's fast mode compares the analytical and the finite-difference derivative along random directions: a
+# few dozen forward passes instead of two per input element (minutes here), and a direction that misses a wrong
+# partial derivative has probability 0.
+
+
+def _inside_range(rng, shape, kind):
+    """A pair in [0.05, 0.95]: finite-difference steps cannot take it past ``data_range``."""
+    preds, target = _pair(rng, shape, kind)
+    return (torch.from_numpy(0.05 + 0.9 * x).requires_grad_() for x in (preds, target))
+
+
+@pytest.mark.parametrize("border", ["valid", "symmetric"])
+def test_ssim_gradients_match_finite_differences(rng, border):
+    preds, target = _inside_range(rng, (2, 2, 9, 10), "random")
+
+    def ssim(p, t):
+        return structural_similarity_index_measure(p, t, 1.0, kernel_size=5, sigma=1.0, border=border, reduction="none")
+
+    assert torch.autograd.gradcheck(ssim, (preds, target), fast_mode=True)
+
+
+@pytest.mark.parametrize("border", ["valid", "symmetric"])
+def test_ms_ssim_gradients_match_finite_differences(rng, border):
+    preds, target = _inside_range(rng, (1, 2, 20, 22), "structured")
+
+    def ms_ssim(p, t):
+        return multiscale_structural_similarity_index_measure(
+            p, t, 1.0, kernel_size=5, sigma=1.0, betas=(0.3, 0.7), border=border, reduction="none"
+        )
+
+    assert (ms_ssim(preds, target) > 0).all()  # away from the clamp of negative terms
+    assert torch.autograd.gradcheck(ms_ssim, (preds, target), fast_mode=True)
+
+
+def test_gradients_across_chunks(rng, monkeypatch):
+    import lightning_genmetrics.functional.ssim as ssim_module
+
+    monkeypatch.setattr(ssim_module, "_CHUNK_PIXELS", 100)  # one 9×10 plane per chunk: four chunks
+    preds, target = _inside_range(rng, (2, 2, 9, 10), "random")
+    assert torch.autograd.gradcheck(
+        lambda p, t: structural_similarity_index_measure(p, t, 1.0, kernel_size=5, sigma=1.0),
+        (preds, target),
+        fast_mode=True,
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_value_with_gradients_is_the_value_without(rng, dtype):
+    preds, target = (torch.from_numpy(x).to(dtype) for x in _pair(rng, (2, 3, 50, 53), "structured"))
+    for function, options in (
+        (structural_similarity_index_measure, {}),
+        (structural_similarity_index_measure, {"border": "symmetric", "kernel_size": 7}),
+        (multiscale_structural_similarity_index_measure, {"betas": (0.2, 0.3, 0.5)}),
+    ):
+        plain = function(preds, target, 1.0, reduction="none", **options)
+        tracked = function(preds.clone().requires_grad_(), target, 1.0, reduction="none", **options)
+        assert tracked.requires_grad
+        assert not plain.requires_grad
+        assert torch.equal(tracked.detach(), plain)
+        with torch.no_grad():
+            assert torch.equal(
+                function(preds.clone().requires_grad_(), target, 1.0, reduction="none", **options), plain
+            )
+
+
+def test_ssim_as_a_loss_moves_the_prediction_toward_the_target(rng):
+    preds, target = (torch.from_numpy(x) for x in _pair(rng, (1, 1, 24, 24), "structured"))
+    preds = preds.clone().requires_grad_()
+    before = structural_similarity_index_measure(preds, target, 1.0)
+    (1 - before).backward()
+    with torch.no_grad():
+        after = structural_similarity_index_measure(preds - 0.1 * preds.grad, target, 1.0)
+    assert after > before
+
+
+def test_ms_ssim_gradient_is_zero_where_a_term_is_clamped(rng):
+    target = torch.from_numpy(rng.random((2, 1, 44, 44)))
+    inverted = (1 - target).requires_grad_()
+    value = multiscale_structural_similarity_index_measure(inverted, target, 1.0, betas=(0.5, 0.5))
+    value.backward()
+    assert value.item() == 0.0
+    assert torch.equal(inverted.grad, torch.zeros_like(inverted))

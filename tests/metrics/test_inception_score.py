@@ -17,13 +17,46 @@ def _logits(net, uint8):
         return net(uint8.float() / 255).double().numpy()
 
 
-def test_matches_definition_with_documented_split_assignment(rng):
+def _documented_splits(keys: np.ndarray, splits: int, balanced_limit: int) -> np.ndarray:
+    """The class docstring's rule for images without ids, written independently of the library's helpers."""
+    n = keys.shape[0]
+    if n >= balanced_limit:
+        return keys % splits
+    order = np.argsort(keys, kind="stable")
+    split_index = np.empty(n, dtype=np.int64)
+    for i in range(splits):
+        split_index[order[i * n // splits : (i + 1) * n // splits]] = i
+    return split_index
+
+
+def _splitmix64_output(seed: int, index: int) -> int:
+    """Output ``index`` (from 0) of SplitMix64 seeded with ``seed``, in Python integers."""
+    mask = 2**64 - 1
+    z = (seed + (index + 1) * 0x9E3779B97F4A7C15) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return z ^ (z >> 31)
+
+
+def _documented_id_splits(ids: np.ndarray, splits: int, seed: int) -> np.ndarray:
+    """Rank of each id's SplitMix64 key among the keys of its block of ``splits`` consecutive ids, one id at a time."""
+    out = []
+    for i in ids.tolist():
+        start = i // splits * splits
+        keys = [_splitmix64_output(seed, start + j) for j in range(splits)]
+        out.append(sorted(keys).index(keys[i - start]))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("n", [300, 90])  # beyond balanced_limit = 160 (key mod splits), and below it (key rank)
+def test_matches_definition_with_documented_split_assignment(rng, n):
     net = TinyFeatureNet(num_features=10, seed=4)
-    images = _images(rng, 300)
+    images = _images(rng, n)
     metric = InceptionScore(net, splits=5)
+    assert metric.balanced_limit == 160
     for chunk in images.split(64):
         metric.update(chunk)
-    split_index = (sample_keys(images, seed=0) % 5).numpy()
+    split_index = _documented_splits(sample_keys(images, seed=0).numpy(), 5, 160)
     expected = exact_inception_score(_logits(net, images), split_index, 5)
     mean, std = metric.compute()
     assert (mean.item(), std.item()) == pytest.approx(expected, rel=1e-10)
@@ -56,19 +89,52 @@ def test_sample_ids_decide_the_splits(rng):
     metric = InceptionScore(net, splits=3, seed=11)
     metric.update(images[:70], sample_ids=ids[:70])
     metric.update(images[70:], sample_ids=ids[70:])
-    split_index = (sample_keys(ids.reshape(-1, 1), seed=11) % 3).numpy()
+    split_index = _documented_id_splits(ids.numpy(), 3, seed=11)
     expected = exact_inception_score(_logits(net, images), split_index, 3)
     assert tuple(v.item() for v in metric.compute()) == pytest.approx(expected, rel=1e-10)
 
 
-def test_state_size_does_not_grow(rng):
+class _LabelFromPixel(torch.nn.Module):
+    """Confident logits for the class written into the first pixel (class k: value 20·k)."""
+
+    def forward(self, x):
+        label = torch.round(x[:, 0, 0, 0] * 255 / 20).long()
+        return torch.nn.functional.one_hot(label, 10).float() * 50
+
+
+@pytest.mark.parametrize("n", [20, 57, 1000])
+def test_consecutive_ids_balance_the_splits_without_lining_up_with_cycling_labels(rng, n):
+    # The callback conditions sample i on class i mod num_classes and passes ids 0..N-1: splits by `id mod splits`
+    # would give each split a single class (a score of 1); the block permutations mix the classes.
+    ids = torch.arange(n)
+    images = torch.from_numpy(rng.integers(0, 256, (n, 3, 4, 4), dtype=np.uint8))
+    images[:, :, 0, 0] = (ids % 10 * 20).to(torch.uint8)[:, None]
+    metric = InceptionScore(_LabelFromPixel(), splits=10, seed=int(rng.integers(1000)))
+    for chunk in torch.from_numpy(rng.permutation(n)).split(7):
+        metric.update(images[chunk], sample_ids=ids[chunk])
+    sizes = metric.split_n.tolist()
+    assert max(sizes) - min(sizes) <= 1
+    assert sum(sizes) == n
+    split_index = _documented_id_splits(ids.numpy(), 10, metric.seed)
+    labels_per_split = [len(set((ids.numpy() % 10)[split_index == s].tolist())) for s in range(10)]
+    mean, _ = metric.compute()
+    expected = exact_inception_score(np.eye(10)[ids.numpy() % 10] * 50, split_index, 10)
+    assert mean.item() == pytest.approx(expected[0], rel=1e-10)
+    if n == 1000:
+        assert min(labels_per_split) >= 8
+        assert mean.item() > 8
+
+
+def test_state_size_is_bounded(rng):
     metric = InceptionScore(TinyFeatureNet(num_features=9), splits=4)
-    metric.update(_images(rng, 10))
-    sizes = {name: value.numel() for name, value in metric.metric_state.items()}
-    for _ in range(5):
-        metric.update(_images(rng, 100))
-    assert sizes == {name: value.numel() for name, value in metric.metric_state.items()}
-    assert sum(sizes.values()) == 4 * (9 + 2)
+    sums = 4 * (9 + 2) + 1
+    for n in (10, 100):  # below balanced_limit = 128: the rows are kept, at most 127 of 9 + 2 numbers
+        metric.update(_images(rng, n, size=4))
+        assert sum(v.numel() for v in metric.metric_state.values()) == sums + metric.pending_keys.shape[0] * (9 + 2)
+    assert metric.pending_keys.shape[0] == 110
+    for _ in range(2):
+        metric.update(_images(rng, 100, size=4))
+        assert sum(v.numel() for v in metric.metric_state.values()) == sums
 
 
 def test_float_input_in_declared_range(rng):
@@ -80,14 +146,16 @@ def test_float_input_in_declared_range(rng):
     assert a.compute() == b.compute()
 
 
-def test_merge_state(rng):
+@pytest.mark.parametrize(("n", "cut"), [(90, 20), (150, 20), (150, 90), (300, 200)])  # balanced_limit = 96
+def test_merge_state(rng, n, cut):
     net = TinyFeatureNet(num_features=4)
-    images = _images(rng, 90)
+    images = _images(rng, n)
     whole, left, right = (InceptionScore(net, splits=3) for _ in range(3))
     whole.update(images)
-    left.update(images[:20])
-    right.update(images[20:])
+    left.update(images[:cut])
+    right.update(images[cut:])
     left.merge_state(right)
+    assert left.pending_keys.shape[0] == (n if n < 96 else 0)
     torch.testing.assert_close(torch.stack(left.compute()), torch.stack(whole.compute()), rtol=1e-12, atol=0)
 
 

@@ -125,11 +125,42 @@ def test_too_few_images(rng):
         ({"subset_size": 1}, "subset_size"),
         ({"gamma": -1.0}, "gamma"),
         ({"degree": 0}, "degree"),
+        ({"coef0": float("nan")}, "`coef0` to be a finite number, got nan"),
+        ({"coef0": float("inf")}, "`coef0` to be a finite number, got inf"),
+        ({"coef0": -float("inf")}, "`coef0` to be a finite number, got -inf"),
+        ({"gamma": float("nan")}, "`gamma` to be a positive finite number, got nan"),
+        ({"gamma": float("inf")}, "`gamma` to be a positive finite number, got inf"),
+        ({"gamma": 0}, "`gamma` to be a positive finite number, got 0"),
     ],
 )
 def test_bad_configuration(kwargs, match):
     with pytest.raises(ValueError, match=match):
         KernelInceptionDistance(TinyFeatureNet(4), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"coef0": "1"}, "`coef0` to be a finite number, got '1' of type str"),
+        ({"coef0": None}, "`coef0` to be a finite number, got None"),
+        ({"coef0": True}, "`coef0` to be a finite number, got True of type bool"),
+        ({"gamma": "0.5"}, "`gamma` to be a positive number, got '0.5' of type str"),
+        ({"gamma": True}, "`gamma` to be a positive number, got True"),
+        ({"degree": 3.0}, "`degree` to be an int, got 3.0"),
+    ],
+)
+def test_bad_configuration_type(kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        KernelInceptionDistance(TinyFeatureNet(4), **kwargs)
+
+
+@pytest.mark.parametrize("coef0", [0, -2.5, 3])
+def test_any_finite_coef0_is_accepted_and_used(rng, coef0):
+    kid = KernelInceptionDistance(TinyFeatureNet(4), subsets=2, subset_size=5, coef0=coef0, gamma=0.5, degree=2)
+    assert (kid.coef0, kid.gamma, kid.degree) == (float(coef0), 0.5, 2)
+    kid.update(_images(rng, 6), real=True)
+    kid.update(_images(rng, 6), real=False)
+    assert all(torch.isfinite(value) for value in kid.compute())
 
 
 @pytest.mark.parametrize(

@@ -137,3 +137,14 @@ def test_bad_construction(kwargs, error, match):
 def test_ms_ssim_bad_betas():
     with pytest.raises(ValueError, match="betas"):
         MultiScaleStructuralSimilarityIndexMeasure(1.0, betas=())
+
+
+@pytest.mark.parametrize(("make", "functional", "options"), CASES)
+def test_inputs_that_require_grad_give_the_same_value_and_a_detached_state(rng, make, functional, options):
+    preds, target = _pairs(rng, 3, (3, 44, 47))
+    plain, tracked = make(), make()
+    plain.update(preds, target)
+    per_image = tracked(preds.clone().requires_grad_(), target.clone().requires_grad_())
+    assert not per_image.requires_grad
+    assert not any(value.requires_grad for value in tracked.metric_state.values())
+    assert torch.equal(tracked.compute(), plain.compute())
