@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from lightning_genmetrics._checks import check_bool, check_features, check_finite, check_positive_int, check_tensor
 from lightning_genmetrics.features.extractor import ImageFeatures, InputRange
-from lightning_genmetrics.functional.frechet import frechet_distance, psd_sqrt
+from lightning_genmetrics.functional.frechet import _distance_from_root, _sqrt_rank, psd_sqrt
 from lightning_genmetrics.functional.moments import (
     Moments,
     features_to_moments,
@@ -68,10 +68,10 @@ class FrechetDistance(SufficientStatisticMetric):
     ``Σ (x - μ)(x - μ)ᵀ``, merged exactly between batches, objects (``merge_state``) and DDP ranks
     (two all-reduces of sums, no gather). Memory is ``2·(D² + D)`` float64 whatever the number of
     samples. Covariances use the unbiased ``n - 1`` normalisation (as torch-fidelity, pytorch-fid
-    and torchmetrics). The trace-sqrt term comes from one symmetric eigendecomposition, and the
-    real side's matrix root is cached while the real statistics do not change, so repeated
-    evaluations against fixed real statistics cost one ``eigvalsh`` (see
-    :func:`~lightning_genmetrics.functional.frechet_distance`).
+    and torchmetrics). The trace-sqrt term comes from one graded symmetric eigendecomposition, and
+    the real side's matrix root (and its rank) is cached while the real statistics do not change, so
+    repeated evaluations against fixed real statistics cost one Cholesky factorisation, two
+    triangular products and one ``eigvalsh`` (see :func:`~lightning_genmetrics.functional.frechet_distance`).
 
     Reference statistics: ``real_statistics()`` returns the real side's mean and covariance with
     their provenance and ``save_real_statistics(path)`` writes them (see
@@ -123,7 +123,8 @@ class FrechetDistance(SufficientStatisticMetric):
             self.add_state(f"{side}_n", torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
             self.add_state(f"{side}_mean", torch.zeros(d, dtype=torch.float64), dist_reduce_fx=None)
             self.add_state(f"{side}_m2", torch.zeros(d, d, dtype=torch.float64), dist_reduce_fx=None)
-        self._real_root: tuple[int | None, Tensor, Tensor] | None = None
+        # (n_real, Σ_r, Σ_r^½, rank of Σ_r^½) for the real side the root was computed or loaded for.
+        self._real_root: tuple[int | None, Tensor, Tensor, int] | None = None
         self._reference: ReferenceStatistics | None = None
         if real_statistics is not None:
             self.load_real_statistics(real_statistics, allow_provenance_mismatch=allow_provenance_mismatch)
@@ -160,11 +161,14 @@ class FrechetDistance(SufficientStatisticMetric):
 
         Raises:
             TypeError: ``features`` not a floating tensor, or ``real`` not a bool.
-            ValueError: ``features`` not ``[N, D]`` with the metric's ``D``, or holding NaN/Inf.
+            ValueError: ``features`` not ``[N, D]`` with the metric's ``D`` (``D >= 1``), or holding NaN/Inf.
         """
         check_bool(real, "real")
         self._check_real_side_open(real)
         x = check_features(features, "features", self.num_features)
+        if x.shape[1] == 0:
+            # N vectors of no features would be counted as N samples and change the distance.
+            raise ValueError(f"Expected `features` to have shape [N, D] with D >= 1, got shape {tuple(x.shape)}.")
         if self.num_features is None:
             self._allocate(x.shape[1])
         side = "real" if real else "fake"
@@ -193,9 +197,8 @@ class FrechetDistance(SufficientStatisticMetric):
             )
         mu_r, sigma_r = self._real_gaussian()
         mu_f, sigma_f = moments_to_covariance(self._moments("fake"))
-        return frechet_distance(
-            mu_r, sigma_r, mu_f, sigma_f, sqrt_sigma1=self._real_sqrt(sigma_r, n_real), num_samples=(n_real, n_fake)
-        )
+        root, root_rank = self._real_sqrt(sigma_r, n_real)
+        return _distance_from_root(mu_r, sigma_r, mu_f, sigma_f, root, root_rank, (n_real, n_fake))
 
     def _real_gaussian(self) -> tuple[Tensor, Tensor]:
         if self._reference is not None:
@@ -297,13 +300,14 @@ class FrechetDistance(SufficientStatisticMetric):
             True
         """
         if self._reference is not None:
-            return self._real_sqrt(self._reference.sigma.to(self.real_n.device), self._reference.provenance.num_samples)
+            sigma_r = self._reference.sigma.to(self.real_n.device)
+            return self._real_sqrt(sigma_r, self._reference.provenance.num_samples)[0]
         with self.sync_context(should_sync=self._to_sync):
             n_real = int(self.real_n)
             if n_real < 2:
                 raise RuntimeError(f"{type(self).__name__} needs at least 2 real samples, got {n_real}.")
             _, sigma_r = self._real_gaussian()
-            return self._real_sqrt(sigma_r, n_real).clone()
+            return self._real_sqrt(sigma_r, n_real)[0].clone()
 
     def load_real_sqrt(self, root: Tensor) -> None:
         """Use ``root`` (a ``real_sqrt()`` of the same real side) as ``Σ_r^½`` from now on; checked, not trusted:
@@ -336,15 +340,15 @@ class FrechetDistance(SufficientStatisticMetric):
             raise ValueError(
                 f"Expected `root` to be a square root of the real covariance, got ‖R² − Σ‖/‖Σ‖ = {error:.3g}."
             )
-        self._real_root = (n_real, sigma_r.clone(), root.clone())
+        self._real_root = (n_real, sigma_r.clone(), root.clone(), _sqrt_rank(root, n_real))
 
-    def _real_sqrt(self, sigma_r: Tensor, n_real: int | None) -> Tensor:
-        """``Σ_r^½``, recomputed only when the real covariance or count differs from the cached ones."""
+    def _real_sqrt(self, sigma_r: Tensor, n_real: int | None) -> tuple[Tensor, int]:
+        """``(Σ_r^½, its rank)``, recomputed only when the real covariance or count differs from the cached ones."""
         cached = self._real_root
         if cached is None or cached[0] != n_real or not torch.equal(cached[1], sigma_r):
             root = psd_sqrt(sigma_r, rank=None if n_real is None else n_real - 1)
-            self._real_root = cached = (n_real, sigma_r.clone(), root)
-        return cached[2]
+            self._real_root = cached = (n_real, sigma_r.clone(), root, _sqrt_rank(root, n_real))
+        return cached[2], cached[3]
 
     def _merge_state(self, other: dict[str, Any]) -> None:
         self._adopt_size(other["real_mean"].shape[0])
@@ -353,6 +357,18 @@ class FrechetDistance(SufficientStatisticMetric):
         for side in _SIDES:
             incoming = (other[f"{side}_n"], other[f"{side}_mean"], other[f"{side}_m2"])
             self._set_moments(side, merge_moments(self._moments(side), incoming))
+
+    def _configuration(self) -> dict[str, Any]:
+        # Loaded reference statistics replace the real side: ranks holding different ones (or one holding none)
+        # would each report another distance from the same merged generated state.
+        configuration = super()._configuration()
+        reference = self._reference
+        configuration["reference"] = (
+            None
+            if reference is None
+            else f"{dataclasses.astuple(reference.provenance)!r} {float(reference.mu.sum())!r}"
+        )
+        return configuration
 
     def _sync_states(self, group: Any, dist_sync_fn: Callable | None) -> None:
         if self._agree_size(group) == 0:

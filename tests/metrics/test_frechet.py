@@ -34,7 +34,7 @@ def test_batched_stream_matches_exact_reference(rng, n, m, d, shift):
     expected = exact_frechet(real, fake.astype(np.float32))
     value = metric.compute()
     assert value.dtype == torch.float64
-    assert abs(value.item() - expected) <= 1e-8 * expected
+    assert abs(value.item() - expected) <= 1e-10 * expected
 
 
 def test_identical_streams_give_zero(rng):
@@ -163,6 +163,21 @@ def test_bad_update_leaves_state_untouched(rng, features, real, error, match):
     assert metric.update_count == count
 
 
+@pytest.mark.parametrize("num_features", [None, 3])
+def test_feature_vectors_of_no_features_are_refused(rng, num_features):
+    # [N, 0] would otherwise count N samples of nothing and change the distance (or fix D = 0).
+    metric = FrechetDistance(num_features)
+    if num_features is not None:
+        metric.update(torch.from_numpy(rng.standard_normal((6, 3))), real=True)
+    before, count = _state(metric), metric.update_count
+    for real in (True, False):
+        with pytest.raises(ValueError, match=r"`features` to have .*\(5, 0\)"):
+            metric.update(torch.zeros(5, 0), real=real)
+    _assert_same_state(metric, before)
+    assert metric.update_count == count
+    assert metric.num_features == num_features
+
+
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True])
 def test_bad_num_features(bad):
     with pytest.raises((TypeError, ValueError), match="num_features"):
@@ -276,3 +291,20 @@ def test_merge_state_refuses_another_dimension(rng):
     lazy.merge_state(b)
     assert lazy.num_features == 5
     assert int(lazy.real_n) == 4
+
+
+def test_loaded_reference_statistics_are_part_of_the_configuration_ranks_agree_on(rng):
+    # Ranks agree on `_configuration()` before every sync; a rank holding other (or no) reference statistics
+    # would report another distance from the same merged generated state.
+    source = FrechetDistance(6)
+    source.update(torch.from_numpy(rng.standard_normal((20, 6))), real=True)
+    other = FrechetDistance(6)
+    other.update(torch.from_numpy(rng.standard_normal((20, 6))), real=True)
+    configurations = []
+    for statistics in (None, source.real_statistics(), source.real_statistics(), other.real_statistics()):
+        metric = FrechetDistance(6)
+        if statistics is not None:
+            metric.load_real_statistics(statistics)
+        configurations.append(metric._configuration())
+    assert configurations[1] == configurations[2]
+    assert configurations[0] != configurations[1] != configurations[3]
