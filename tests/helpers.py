@@ -33,6 +33,21 @@ def seeded_inception_state() -> dict[str, torch.Tensor]:
     return state
 
 
+class ReadCountingImages(torch.utils.data.Dataset):
+    """``n`` seeded images ``[3, 8, 8]`` uniform in ``[low, 1]`` that count how often they are read."""
+
+    def __init__(self, n: int = 16, seed: int = 1, low: float = -1.0) -> None:
+        self.images = low + (1 - low) * torch.rand(n, 3, 8, 8, generator=torch.Generator().manual_seed(seed))
+        self.reads = 0
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        self.reads += 1
+        return self.images[index]
+
+
 class TinyFeatureNet(nn.Module):
     """A seeded conv net ``[N, 3, H, W]`` float in [0, 1] -> ``[N, num_features]``; deterministic weights.
 

@@ -10,12 +10,12 @@ import pytest
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_genmetrics import CallableSampler
 from lightning_genmetrics.callbacks import GenerativeMetricsCallback
 from lightning_genmetrics.samplers.base import sample_seed
-from tests.helpers import TinyFeatureNet
+from tests.helpers import ReadCountingImages, TinyFeatureNet
 
 pytestmark = pytest.mark.ddp
 
@@ -50,24 +50,11 @@ class Model(LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.0)
 
 
-class Images(Dataset):
-    def __init__(self, n: int = 16) -> None:
-        self.images = torch.rand(n, 3, 8, 8, generator=torch.Generator().manual_seed(1))
-        self.reads = 0
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        self.reads += 1
-        return self.images[index]
-
-
 class Recording(GenerativeMetricsCallback):
     """Saves each rank's history and real-image read count, which ``ddp_spawn`` does not bring back."""
 
     out_dir: Path
-    dataset: Images
+    dataset: ReadCountingImages
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         record = {"history": self.history, "reads": self.dataset.reads}
@@ -78,7 +65,7 @@ class Recording(GenerativeMetricsCallback):
 def test_nan_on_one_rank_is_nan_on_every_rank_and_each_rank_reads_its_share(tmp_path: Path) -> None:
     for world_size in (1, 2):
         _POISON["on"] = False
-        dataset = Images()
+        dataset = ReadCountingImages(low=0.0)
         callback = Recording(
             CallableSampler(poisoned_images, output_range=(0, 1), accepts_generator_list=True),
             DataLoader(dataset, batch_size=6),  # batches of 6, 6, 4: rank 0 reads the first and last

@@ -17,13 +17,14 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 from lightning_genmetrics import CallableSampler, GANSampler
 from lightning_genmetrics.callbacks import GenerativeMetricsCallback
 from lightning_genmetrics.callbacks.sharding import RankShare, known_sample_count
 from lightning_genmetrics.samplers.base import NonFiniteSamplesError, sample_seed
 from lightning_genmetrics.stats import load_statistics
+from tests.helpers import ReadCountingImages as Images
 from tests.helpers import TinyFeatureNet
 
 LATENT = 6
@@ -64,21 +65,6 @@ class Generator(LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=0.1)
-
-
-class Images(Dataset):
-    """Real images in [-1, 1] that count their reads."""
-
-    def __init__(self, n: int = 16, seed: int = 1) -> None:
-        self.images = torch.rand(n, 3, 8, 8, generator=torch.Generator().manual_seed(seed)) * 2 - 1
-        self.reads = 0
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        self.reads += 1
-        return self.images[index]
 
 
 def generator_sampler(pl_module: Generator) -> GANSampler:
