@@ -12,7 +12,7 @@ that misses that variation shows as generated ellipses smaller than the real one
 only up to sign; each is flipped so that its largest-magnitude component is positive, since otherwise the
 eigensolver may mirror the picture between evaluations. Coordinates are centred on the real mean.
 
-matplotlib is optional (``pip install 'lightning-genmetrics[plots]'``): it is imported only to draw, and
+matplotlib is optional (``pip install matplotlib``, the ``plots`` extra): it is imported only to draw, and
 figures are plain ``matplotlib.figure.Figure`` objects without pyplot, so no global state is touched and
 drawing works without a display and off the main thread.
 """
@@ -58,7 +58,7 @@ def matplotlib_available() -> bool:
 
 def _require_matplotlib() -> None:
     if not matplotlib_available():
-        raise ModuleNotFoundError("Drawing figures needs matplotlib: pip install 'lightning-genmetrics[plots]'.")
+        raise ModuleNotFoundError("Drawing figures needs matplotlib: pip install matplotlib (the `plots` extra).")
 
 
 @dataclass(frozen=True, eq=False)

@@ -217,7 +217,7 @@ class GenerativeMetricsCallback(Callback):
     validation loop and ``every_n_epochs > 1``, give ``ModelCheckpoint`` the same ``every_n_epochs``: it refuses a
     monitored key that is missing after validation. To every ``TensorBoardLogger`` go an image grid of the first
     ``num_images`` samples (fixed noise and labels) via ``add_image``, and via ``add_figure`` (needs matplotlib:
-    ``pip install lightning-genmetrics[plots]``) a 2-D PCA of real vs generated features (from the FID state's
+    ``pip install matplotlib``, the ``plots`` extra) a 2-D PCA of real vs generated features (from the FID state's
     Gaussians) and, for a guidance sweep with FID and IS, the FID–IS trade-off curve; other loggers get the
     scalars and one warning. A progress bar over the sampling batches is shown on rank 0 when the trainer has
     one.
@@ -1286,7 +1286,7 @@ class GenerativeMetricsCallback(Callback):
             self._warn_once(
                 "matplotlib",
                 "GenerativeMetricsCallback draws its figures with matplotlib, which is not installed: "
-                "`pip install lightning-genmetrics[plots]`, or pass log_figures=False.",
+                "`pip install matplotlib` (the `plots` extra), or pass log_figures=False.",
             )
             return False
         return True
