@@ -60,6 +60,7 @@ from lightning_genmetrics.samplers.base import (
     MAX_SAMPLES,
     NonFiniteSamplesError,
     eval_mode,
+    nonfinite_rows,
     sample_range,
     sampler_output_range,
 )
@@ -156,7 +157,7 @@ def count_nonfinite(images: Tensor) -> int:
     """
     if not images.is_floating_point() or images.ndim == 0:
         return 0
-    return int((~torch.isfinite(images.reshape(images.shape[0], -1))).any(dim=1).sum())
+    return len(nonfinite_rows(images))
 
 
 def batch_to_masks(batch: Any) -> Tensor:

@@ -386,6 +386,19 @@ def check_image_batch(out: Any, num_samples: int, name: str) -> Tensor:
     return out
 
 
+def nonfinite_rows(images: Tensor) -> list[int]:
+    """The indices of the samples (rows of dim 0) of ``images`` holding NaN/Inf, in one host synchronisation.
+
+    Example:
+        >>> import torch
+        >>> nonfinite_rows(torch.tensor([[0.0, 1.0], [float("nan"), 0.0], [0.0, float("inf")]]))
+        [1, 2]
+    """
+    if images.numel() == 0:
+        return []
+    return (~torch.isfinite(images).reshape(images.shape[0], -1).all(dim=1)).nonzero().flatten().tolist()
+
+
 def check_finite_samples(images: Tensor, sampler: str) -> None:
     """Raise ``NonFiniteSamplesError`` if any sample (row of dim 0) of ``images`` holds NaN/Inf.
 
@@ -401,11 +414,7 @@ def check_finite_samples(images: Tensor, sampler: str) -> None:
         ...     print(error.count, error.num_samples)
         1 4
     """
-    if images.numel() == 0:
-        return
-    bad = ~torch.isfinite(images).flatten(1).all(dim=1)
-    # One synchronisation tells whether any sample is bad, how many, and which comes first.
-    rows = bad.nonzero().flatten().tolist()
+    rows = nonfinite_rows(images)  # whether any sample is bad, how many, and which comes first
     if rows:
         raise NonFiniteSamplesError(len(rows), images.shape[0], sampler, first=rows[0])
 
