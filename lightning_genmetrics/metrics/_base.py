@@ -67,7 +67,11 @@ class SufficientStatisticMetric(Metric):
 
     Differences from a plain ``Metric``:
 
-    - ``forward`` only accumulates and returns ``None``: a per-batch FID or IS is not meaningful.
+    - ``forward`` returns the batch's own value, as torchmetrics' does (``compute()`` on a state holding the
+      batch alone), and then folds the batch into the running state with the exact merge; if anything
+      raises, the state is what it was before the call. Classes with ``_forward_accumulates_only`` (FID, IS,
+      KID: a one-batch value is meaningless, and torchmetrics' forward raises on a one-sided batch and
+      loses its state) only accumulate and return ``None``.
     - An ``update`` that raises leaves the metric exactly as it was, update count included.
     - States may be sized lazily by the first data seen (a feature dimension, a class count):
       subclasses give ``_lazy_size`` (``None`` while unknown) and ``_allocate(size)``; merges and
@@ -82,6 +86,7 @@ class SufficientStatisticMetric(Metric):
     full_state_update = False
     is_differentiable = False
     reset_real_features = True
+    _forward_accumulates_only = False
     _kept_on_reset: tuple[str, ...] = ()
     _size_name = "feature dimension"
 
@@ -114,9 +119,75 @@ class SufficientStatisticMetric(Metric):
         for name, value in kept.items():
             setattr(self, name, value)
 
-    def forward(self, *args: Any, **kwargs: Any) -> None:
-        """Accumulate a batch (same as ``update``); there is no per-batch value."""
-        self.update(*args, **kwargs)
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Accumulate a batch (as ``update``) and return the metric's value on that batch alone.
+
+        The value is also kept in ``_forward_cache``, which is what ``LightningModule.log(name, metric,
+        on_step=True)`` logs. Under ``_forward_accumulates_only`` this only accumulates and returns ``None``.
+        If ``update`` raises, nothing changes; if only the batch's ``compute`` raises (a batch the metric
+        cannot score alone), the batch is still accumulated and the error is re-raised.
+        """
+        if self._forward_accumulates_only:
+            self.update(*args, **kwargs)
+            return None
+        saved = self._copy_state_dict()
+        count, computed = self._update_count, self._computed
+        compute_on_cpu = self.compute_on_cpu
+        # torchmetrics' forward context: the batch value is local to this process (no sync unless
+        # dist_sync_on_step), on the state's device, and differentiable when the inputs are.
+        self._to_sync, self._should_unsync = self.dist_sync_on_step, False
+        self.compute_on_cpu, self._enable_grad = False, True
+        try:
+            Metric.reset(self)  # the whole state, real side included: the value is the batch's alone
+            try:
+                self.update(*args, **kwargs)
+            except BaseException:
+                self._restore(saved, count, computed)
+                raise
+            try:
+                value = self.compute()
+            finally:
+                with torch.no_grad():
+                    self._merge_state(saved)
+                self._update_count, self._computed = count + 1, None
+        finally:
+            self._is_synced, self._should_unsync, self._to_sync = False, True, self.sync_on_compute
+            self.compute_on_cpu, self._enable_grad = compute_on_cpu, False
+        self._forward_cache = value
+        return value
+
+    def _restore(self, state: dict[str, Any], count: int, computed: Any) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+        self._update_count, self._computed = count, computed
+
+    def plot(self, val: Any = None, ax: Any = None) -> Any:
+        """Draw the value (``compute()`` when ``val`` is None, or a list of values over time) with matplotlib.
+
+        Scalars and per-class vectors are drawn as torchmetrics' ``Metric.plot`` draws them (its
+        ``plot_single_or_multi_val``, with ``higher_is_better`` and the metric's bounds).
+
+        Returns:
+            ``(figure, axes)``.
+
+        Raises:
+            ModuleNotFoundError: matplotlib is not installed (``pip install matplotlib``, the ``plots`` extra).
+
+        Example:
+            >>> import matplotlib
+            >>> matplotlib.use("Agg")
+            >>> from lightning_genmetrics import SegmentationMetrics
+            >>> metric = SegmentationMetrics(num_classes=3)
+            >>> metric.update(torch.tensor([0, 1, 2, 2]), torch.tensor([0, 1, 1, 2]))
+            >>> figure, axes = metric.plot(metric.compute()["iou"])
+        """
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError as error:
+            raise ModuleNotFoundError(
+                f"`{type(self).__name__}.plot` needs matplotlib: pip install matplotlib (the `plots` extra)."
+            ) from error
+        return self._plot(val, ax)
 
     def _wrap_update(self, update: Callable) -> Callable:
         wrapped = super()._wrap_update(update)
@@ -166,31 +237,18 @@ class SufficientStatisticMetric(Metric):
 
 
 class SummedStateMetric(SufficientStatisticMetric):
-    """A metric whose every state is a scalar sum, and whose ``forward`` returns the batch's per-image values.
+    """A metric whose every state is a scalar sum.
 
     Subclasses declare their states with ``add_state(name, zero, dist_reduce_fx="sum")`` (float64 or
     int64 scalars) and, in ``update``, compute everything before touching a state, then pass the
-    batch's per-image values to ``_accumulate_batch`` (which only keeps a reference for ``forward``).
+    increments to ``_accumulate_batch``.
     """
 
-    _batch_values: Tensor | None = None
-
-    def forward(self, *args: Any, **kwargs: Any) -> Tensor:  # type: ignore[override]
-        """Accumulate the batch (as ``update``) and return its per-image values ``[N]`` (float64).
-
-        Nothing per-image is stored: the values are returned once and dropped.
-        """
-        self._batch_values = None
-        self.update(*args, **kwargs)
-        values, self._batch_values = self._batch_values, None
-        return values  # type: ignore[return-value]
-
-    def _accumulate_batch(self, per_image: Tensor, **increments: Tensor) -> None:
-        """Add ``increments`` (state name -> value) to the states; keep ``per_image`` for ``forward``."""
+    def _accumulate_batch(self, per_image: Tensor | None = None, **increments: Tensor) -> None:
+        """Add ``increments`` (state name -> value) to the states (``per_image`` is unused, kept for callers)."""
         for name, increment in increments.items():
             current = getattr(self, name)
             setattr(self, name, current + increment.to(device=current.device, dtype=current.dtype))
-        self._batch_values = per_image.detach()
 
     def _count(self) -> int:
         raise NotImplementedError
