@@ -136,8 +136,8 @@ def accuracy_table(seed: int) -> None:
     for name, make in families(seed).items():
         task, classes, input, preds, target = make()
         exact = exact_auroc(task, classes, input, preds, target)
-        ours = AUROC(task, classes, input=input)
-        linear = AUROC(task, classes, num_bins=1000, input=input, spacing="linear")
+        ours = AUROC(task, num_classes=classes, num_labels=classes, input=input)
+        linear = AUROC(task, num_classes=classes, num_labels=classes, num_bins=1000, input=input, spacing="linear")
         theirs = torchmetrics_auroc(task, classes, 1000)
         theirs_exact = torchmetrics_auroc(task, classes, None)
         for metric in (ours, linear, theirs, theirs_exact):
@@ -173,7 +173,7 @@ def speed(samples: int, repeats: int, anchor_repeats: int) -> None:
     ours = AUROC("binary")
     linear = AUROC("binary", num_bins=1000, spacing="linear")
     theirs = TorchmetricsBinaryAUROC(thresholds=1000)
-    exact = AUROC("binary", num_bins=None)
+    exact = AUROC("binary", thresholds=None)
     for metric in (ours, linear, theirs):  # warm-up: first calls load code
         metric.update(preds[:1000], target[:1000])
         metric.reset()
@@ -181,7 +181,7 @@ def speed(samples: int, repeats: int, anchor_repeats: int) -> None:
         "ours, AUROC() default (2001, linear+logit)": timed(lambda: ours.update(preds, target), repeats),
         "ours, num_bins=1000, spacing='linear'": timed(lambda: linear.update(preds, target), repeats),
         "torchmetrics BinaryAUROC(thresholds=1000)": timed(lambda: theirs.update(preds, target), anchor_repeats),
-        "ours, exact (num_bins=None): keeps scores": timed(lambda: exact.update(preds, target), 1),
+        "ours, exact (thresholds=None): keeps scores": timed(lambda: exact.update(preds, target), 1),
     }
     print(f"\nSpeed: binary update with N = {samples:,} float32 probabilities")
     print(f"{'method':<44} {'median s':>9} {'min s':>8}  all runs (s)")

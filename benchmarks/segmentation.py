@@ -6,7 +6,9 @@ target on about 70 % of the pixels) and C = 21 classes (Pascal VOC):
 - this project: ``SegmentationMetrics(21).update(pred, target)`` (validation, one ``bincount``);
 - torchmetrics: ``MulticlassJaccardIndex(21).update(pred, target)`` with its default argument
   validation, and with ``validate_args=False``;
-- both again with ``ignore_index=255`` on targets with 10 % ignored pixels.
+- both again with ``ignore_index=255`` on targets with 10 % ignored pixels;
+- torchmetrics' per-image mean IoU, ``MeanIoU(21, input_format="index")``, in both libraries (here three
+  ``bincount`` s per update; torchmetrics one-hot encodes both maps as int64 ``[N, C, H, W]``).
 
 Every repeat runs every method once, so load from other processes hits all of them; the median
 and the fastest of the repeats are printed, and the ratios of the medians.
@@ -32,8 +34,9 @@ from collections.abc import Callable
 import torch
 import torchmetrics
 from torchmetrics.classification import MulticlassJaccardIndex
+from torchmetrics.segmentation import MeanIoU as TorchmetricsMeanIoU
 
-from lightning_genmetrics.metrics.segmentation import SegmentationMetrics
+from lightning_genmetrics.metrics.segmentation import MeanIoU, SegmentationMetrics
 
 SHAPE = (8, 512, 512)
 
@@ -86,9 +89,13 @@ def peak_update_memory(library: str, num_classes: int) -> float:
 
 
 def make_metric(library: str, num_classes: int) -> torch.nn.Module:
-    if library == "ours":
-        return SegmentationMetrics(num_classes)
-    return MulticlassJaccardIndex(num_classes)
+    metrics = {
+        "ours": lambda: SegmentationMetrics(num_classes),
+        "torchmetrics": lambda: MulticlassJaccardIndex(num_classes),
+        "ours MeanIoU": lambda: MeanIoU(num_classes, input_format="index"),
+        "torchmetrics MeanIoU": lambda: TorchmetricsMeanIoU(num_classes, input_format="index"),
+    }
+    return metrics[library]()
 
 
 def main() -> None:
@@ -105,6 +112,7 @@ def main() -> None:
     pred, target = label_maps(c)
     pred_i, target_i = label_maps(c, ignored=0.1)
     ours, ours_i = SegmentationMetrics(c), SegmentationMetrics(c, ignore_index=255)
+    ours_miou, theirs_miou = make_metric("ours MeanIoU", c), make_metric("torchmetrics MeanIoU", c)
     theirs, theirs_i = MulticlassJaccardIndex(c), MulticlassJaccardIndex(c, ignore_index=255)
     fast, fast_i = (MulticlassJaccardIndex(c, validate_args=False, **kw) for kw in ({}, {"ignore_index": 255}))
     methods: dict[str, Callable[[], None]] = {
@@ -114,6 +122,8 @@ def main() -> None:
         "ours, ignore_index=255": lambda: ours_i.update(pred_i, target_i),
         "torchmetrics, ignore_index=255": lambda: theirs_i.update(pred_i, target_i),
         "torchmetrics, ignore_index=255, no validation": lambda: fast_i.update(pred_i, target_i),
+        "ours MeanIoU (per image)": lambda: ours_miou.update(pred, target),
+        "torchmetrics MeanIoU (per image)": lambda: theirs_miou.update(pred, target),
     }
     times = time_methods(methods, args.repeats)
     print(f"\nupdate on {list(SHAPE)} int64 label maps, C = {c} ({pixels / 1e6:.2f} Mpixel per update)")
@@ -128,18 +138,27 @@ def main() -> None:
     theirs.update(pred, target)
     mine, other = ours.compute()["miou"].item(), theirs.compute().item()
     print(f"mIoU ours {mine:.10f}, torchmetrics {other:.10f} (|diff| {abs(mine - other):.1e})")
+    for metric in (ours_miou, theirs_miou):
+        metric.reset()
+        metric.update(pred, target)
+    mine, other = ours_miou.compute().item(), theirs_miou.compute().item()
+    print(f"MeanIoU ours {mine:.10f}, torchmetrics {other:.10f} (|diff| {abs(mine - other):.1e})")
 
     print("\npeak resident memory added by one update (MiB; the inputs themselves are 2 x 16 MiB):")
     print(f"{'C':>6} {'ours':>8} {'torchmetrics':>13} {'state 8·C² (MiB)':>17}")
     for classes in (21, 150, 1000):
         mine, other = peak_update_memory("ours", classes), peak_update_memory("torchmetrics", classes)
         print(f"{classes:>6} {mine:>8.1f} {other:>13.1f} {8 * classes * classes / 2**20:>17.2f}")
+    # torchmetrics' MeanIoU one-hot encodes both maps (2 x 8·C bytes per pixel): C = 21 only.
+    mine, other = peak_update_memory("ours MeanIoU", c), peak_update_memory("torchmetrics MeanIoU", c)
+    print(f"MeanIoU, C = {c}: ours {mine:.1f} MiB, torchmetrics {other:.1f} MiB")
 
     print(f"\nload average at end {os.getloadavg()[0]:.2f} (more than the CPU count means other processes competed)")
     for label, anchor, mine in (
         ("default validation", "torchmetrics", "ours"),
         ("torchmetrics without validation", "torchmetrics, validate_args=False", "ours"),
         ("ignore_index=255", "torchmetrics, ignore_index=255", "ours, ignore_index=255"),
+        ("MeanIoU, per image", "torchmetrics MeanIoU (per image)", "ours MeanIoU (per image)"),
     ):
         print(f"torchmetrics time / ours ({label}) = {medians[anchor] / medians[mine]:.1f}x")
 

@@ -135,7 +135,7 @@ class ShapesSegmenter(LightningModule):
         self.save_hyperparameters()
         self.net = ShapesNet(channels)
         num_classes = len(CLASSES)
-        self.val_miou = MeanIoU(num_classes=num_classes)
+        self.val_miou = MeanIoU(num_classes=num_classes, input_format="mixed")  # logits and label maps
         self.val_segmentation = SegmentationMetrics(num_classes=num_classes)
         # The default thresholds hold 0.5 exactly (at_threshold uses the nearest); logits are binned on the
         # log-odds axis.
@@ -158,7 +158,7 @@ class ShapesSegmenter(LightningModule):
     def validation_step(self, batch: list[Tensor], batch_idx: int) -> None:
         loss, segment_logits, square_logits = self._losses(batch)
         _, masks, has_square = batch
-        self.val_miou.update(segment_logits, masks)  # float scores [N, C, H, W]: argmax over the classes
+        self.val_miou.update(segment_logits, masks)  # per image: argmax of the scores [N, C, H, W] vs masks
         self.val_segmentation.update(segment_logits, masks)
         self.val_auroc.update(square_logits, has_square)
         # Metric objects: Lightning computes them (synchronised over the ranks) at the end of the epoch, then resets.
@@ -174,6 +174,7 @@ class ShapesSegmenter(LightningModule):
             "val/pixel_accuracy": scores["pixel_accuracy"],
             "val/mean_class_accuracy": scores["mean_class_accuracy"],
             "val/mdice": scores["mdice"],
+            "val/miou_dataset": scores["miou"],
             **{f"val/iou_{name}": scores["iou"][k] for k, name in enumerate(CLASSES)},
             "val/specificity": at_half["specificity"],
             "val/precision": at_half["precision"],

@@ -92,14 +92,14 @@ def test_missing_file():
 def test_metric_starts_from_saved_statistics(rng, tmp_path):
     net = TinyFeatureNet(num_features=6, seed=1)
     real, fake = _images(rng, 50), _images(rng, 30)
-    original = FrechetInceptionDistance(net)
+    original = FrechetInceptionDistance(net, feature_input="float")
     original.update(real, real=True)
     original.update(fake, real=False)
     path = original.save_real_statistics(tmp_path / "real.npz")
     provenance = load_statistics(path).provenance
     assert (provenance.extractor, provenance.layer, provenance.num_samples) == ("TinyFeatureNet", "output", 50)
 
-    restored = FrechetInceptionDistance(net, real_statistics=path)
+    restored = FrechetInceptionDistance(net, real_statistics=path, feature_input="float")
     restored.update(fake, real=False)
     torch.testing.assert_close(restored.compute(), original.compute(), rtol=1e-12, atol=0)
     restored.reset()  # loaded statistics survive reset
@@ -113,7 +113,7 @@ def test_metric_starts_from_saved_statistics(rng, tmp_path):
 
 
 def test_provenance_mismatch_is_refused_naming_the_field(rng, tmp_path):
-    source = FrechetInceptionDistance(TinyFeatureNet(num_features=6, seed=1))
+    source = FrechetInceptionDistance(TinyFeatureNet(num_features=6, seed=1), feature_input="float")
     source.update(_images(rng, 20), real=True)
     path = source.save_real_statistics(tmp_path / "real.npz")
     with pytest.raises(ValueError, match="weights_sha256"):
@@ -128,7 +128,9 @@ def test_unknown_provenance_warns_and_dimension_must_match(rng, tmp_path):
     stats = _stats(rng, d=6)
     np.savez(tmp_path / "clean_fid.npz", mu=stats.mu.numpy(), sigma=stats.sigma.numpy())
     with pytest.warns(UserWarning, match="Cannot check"):
-        metric = FrechetInceptionDistance(TinyFeatureNet(num_features=6), real_statistics=tmp_path / "clean_fid.npz")
+        metric = FrechetInceptionDistance(
+            TinyFeatureNet(num_features=6), real_statistics=tmp_path / "clean_fid.npz", feature_input="float"
+        )
     metric.update(_images(rng, 10), real=False)
     assert metric.compute() > 0
     with pytest.raises(ValueError, match="with 4 features, got 6"):

@@ -62,7 +62,8 @@ class ClassFidelity(nn.Module):
         self.logits = ImageFeatures(classifier, input_range=input_range)
         self.num_classes = num_classes
         self.confusion = SegmentationMetrics(num_classes)
-        self.auroc = AUROC("multiclass", num_classes=num_classes, num_bins=auroc_bins, input="logits")
+        binning = {"thresholds": None} if auroc_bins is None else {"num_bins": auroc_bins}
+        self.auroc = AUROC("multiclass", num_classes=num_classes, input="logits", **binning)
 
     def reset(self) -> None:
         self.confusion.reset()

@@ -249,7 +249,7 @@ class GenerativeMetricsCallback(Callback):
             ``None`` means the sampler's ``output_range``. uint8 real images are always accepted.
         cache_dir: a folder for the real statistics cache, or ``None`` for no disk cache.
         metric_kwargs: extra constructor arguments per metric name (also the reconstruction metrics),
-            e.g. ``{"is": {"splits": 10}, "lpips": {"net": "vgg"}}``.
+            e.g. ``{"is": {"splits": 10}, "lpips": {"net_type": "vgg"}}``.
         guidance: a guidance sweep for a class-conditional ``DiffusionSampler`` (with ``null_label`` and
             ``num_classes``): each strength ``w`` is evaluated on the same noise and labels and logged as
             ``{prefix}fid/w=<w>``, ``{prefix}is/w=<w>``, ...; ``{prefix}best_w`` is the strength with the best
@@ -439,7 +439,8 @@ class GenerativeMetricsCallback(Callback):
             name not in names or not isinstance(kwargs, Mapping) for name, kwargs in metric_kwargs.items()
         ):
             raise misconfigured("metric_kwargs", metric_kwargs, f"a mapping from {names} to dicts")
-        reserved = {"feature", "input_range", "reset_real_features", "real_statistics", "data_range", "normalize"}
+        reserved = {"feature", "input_range", "feature_input", "reset_real_features", "real_statistics"}
+        reserved |= {"data_range", "normalize"}
         if any(reserved & set(kwargs) for kwargs in metric_kwargs.values()):
             raise misconfigured("metric_kwargs", metric_kwargs, f"free of the callback-managed {sorted(reserved)}")
         out = {name: dict(kwargs) for name, kwargs in metric_kwargs.items()}
@@ -749,13 +750,21 @@ class GenerativeMetricsCallback(Callback):
         for name in self.metric_names:
             kwargs = dict(self.metric_kwargs.get(name, {}))
             if name == "is":
-                metrics[name] = InceptionScore(extractors[name], input_range=input_range, **kwargs)
+                metrics[name] = InceptionScore(
+                    extractors[name], input_range=input_range, feature_input="float", **kwargs
+                )
             elif name == "kid":
                 metrics[name] = KernelInceptionDistance(
-                    extractors[name], input_range=input_range, reset_real_features=False, **kwargs
+                    extractors[name],
+                    input_range=input_range,
+                    feature_input="float",
+                    reset_real_features=False,
+                    **kwargs,
                 )
             else:
-                metrics[name] = FrechetInceptionDistance(extractors[name], input_range=input_range, **kwargs)
+                metrics[name] = FrechetInceptionDistance(
+                    extractors[name], input_range=input_range, feature_input="float", **kwargs
+                )
         if self._real_statistics is not None and "fid" in metrics:
             self._use_real_statistics(metrics["fid"], self._real_statistics)
         return metrics
@@ -1068,7 +1077,9 @@ class GenerativeMetricsCallback(Callback):
             return
         temporary = None
         if need_fid:
-            temporary = FrechetInceptionDistance(fid.extractor.module, input_range=fid.extractor.input_range).to(device)
+            temporary = FrechetInceptionDistance(
+                fid.extractor.module, input_range=fid.extractor.input_range, feature_input=fid.extractor.feature_input
+            ).to(device)
 
         def consume(uint8: Tensor) -> None:
             with shared_extraction():

@@ -35,7 +35,7 @@ class ReconstructionQuality(nn.Module):
     Args:
         names: metric names among ``"ssim"``, ``"ms_ssim"``, ``"psnr"``, ``"lpips"``.
         input_range: the range of inputs and reconstructions, ``(0, 1)`` or ``(-1, 1)``.
-        metric_kwargs: extra constructor arguments per name (e.g. ``{"lpips": {"net": "vgg"}}``).
+        metric_kwargs: extra constructor arguments per name (e.g. ``{"lpips": {"net_type": "vgg"}}``).
 
     Example:
         >>> import torch
@@ -58,7 +58,7 @@ class ReconstructionQuality(nn.Module):
         builders = {
             "ssim": lambda kwargs: StructuralSimilarityIndexMeasure(data_range=1.0, **kwargs),
             "ms_ssim": lambda kwargs: MultiScaleStructuralSimilarityIndexMeasure(data_range=1.0, **kwargs),
-            "psnr": lambda kwargs: PeakSignalNoiseRatio(data_range=1.0, **kwargs),
+            "psnr": lambda kwargs: PeakSignalNoiseRatio(data_range=1.0, **{"dim": (1, 2, 3), **kwargs}),
             "lpips": lambda kwargs: LearnedPerceptualImagePatchSimilarity(normalize=True, **kwargs),
         }
         kwargs = metric_kwargs or {}

@@ -3,26 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor, nn
 
-from lightning_genmetrics._checks import check_finite
+from lightning_genmetrics._checks import check_bool, check_finite, check_option
 from lightning_genmetrics.features.preprocess import InputRange, check_input_range, images_to_uint8
 from lightning_genmetrics.features.shared import memoized
+
+FeatureInput = Literal["as_given", "float"]
+FEATURE_INPUTS: tuple[str, ...] = get_args(FeatureInput)
+_PACKAGE_PREFIX = __name__.split(".")[0] + "."
 
 
 class ImageFeatures(nn.Module):
     """Wraps a feature extractor with the library's image protocol.
 
     ``forward(images)`` checks the images and maps them to uint8 RGB (see
-    :func:`~lightning_genmetrics.features.preprocess.images_to_uint8`), then calls the extractor:
+    :func:`~lightning_genmetrics.features.preprocess.images_to_uint8`; the uint8 images also key the
+    samples of KID and IS), then calls the extractor on:
 
-    - a module whose ``input_dtype`` attribute is ``torch.uint8`` (the FID InceptionV3) gets the
-      uint8 images as they are and does its own resizing and scaling;
-    - any other module gets ``float`` images in ``[0, 1]`` (``uint8 / 255``) in the dtype of its
-      first floating parameter (float32 if it has none).
+    - the uint8 images, for a module whose ``input_dtype`` attribute is ``torch.uint8`` (the FID
+      InceptionV3, which does its own resizing and scaling);
+    - with ``feature_input="as_given"``, the images exactly as the caller passed them (uint8 stays
+      uint8 in 0..255, floats stay floats in their ``input_range``, a single channel stays single),
+      as torchmetrics hands them to a custom network;
+    - with ``feature_input="float"``, and always for the library's own wrappers such as
+      :class:`~lightning_genmetrics.ClassifierFeatures`: float RGB images in ``[0, 1]``
+      (``uint8 / 255``) in the dtype of the module's first floating parameter (float32 if it has none).
 
     The extractor runs in eval mode without gradients (its own train/eval mode is restored
     afterwards), and must return ``[N, D]`` (``[N, D, 1, 1]`` is flattened); NaN/Inf features raise.
@@ -37,6 +46,8 @@ class ImageFeatures(nn.Module):
         input_range: the range of float images, ``(0, 1)`` or ``(-1, 1)``; ``None`` accepts uint8 only.
         num_features: ``D`` if known; else the module's ``num_features`` attribute, else ``None``
             (the metric then fixes it at its first update).
+        feature_input: what a module that does not declare ``input_dtype = torch.uint8`` receives:
+            ``"float"`` (``[0, 1]`` floats) or ``"as_given"`` (the images as passed).
 
     Example:
         >>> import torch
@@ -45,16 +56,25 @@ class ImageFeatures(nn.Module):
         >>> features(torch.ones(2, 1, 4, 4))
         tensor([[1., 1., 1.],
                 [1., 1., 1.]])
+        >>> as_given = ImageFeatures(nn.Flatten(), input_range=(-1, 1), feature_input="as_given")
+        >>> as_given(torch.tensor([[[[-1.0, 0.5]]]]))
+        tensor([[-1.0000,  0.5000]])
     """
 
     def __init__(
-        self, module: nn.Module, *, input_range: InputRange | None = None, num_features: int | None = None
+        self,
+        module: nn.Module,
+        *,
+        input_range: InputRange | None = None,
+        num_features: int | None = None,
+        feature_input: FeatureInput = "float",
     ) -> None:
         super().__init__()
         if not isinstance(module, nn.Module):
             raise TypeError(f"Expected a feature extractor nn.Module, got {type(module).__name__}.")
         self.module = module
         self.input_range = check_input_range(input_range)
+        self.feature_input: FeatureInput = check_option(feature_input, "feature_input", FEATURE_INPUTS)  # type: ignore[assignment]
         declared = num_features if num_features is not None else getattr(module, "num_features", None)
         self.num_features: int | None = declared if isinstance(declared, int) else None
         keep_out_of_state_dict(self, "module")
@@ -67,24 +87,31 @@ class ImageFeatures(nn.Module):
         input_range: InputRange | None,
         layers: Sequence[str],
         weights_path: str | None = None,
+        antialias: bool = False,
+        feature_input: FeatureInput = "float",
     ) -> ImageFeatures:
         """Build the extractor a metric's ``feature`` argument names: a standard Inception layer or a module.
 
+        ``antialias`` picks the standard network's resize: ``False`` for the TF1 protocol of published numbers,
+        ``True`` for torchmetrics' (see :mod:`~lightning_genmetrics.features.resize`); a module resizes itself.
+
         Raises:
             ValueError: an Inception layer not in ``layers``, or ``weights_path`` given with a module.
-            TypeError: ``feature`` neither a layer name/number nor an ``nn.Module``.
+            TypeError: ``feature`` neither a layer name/number nor an ``nn.Module``; ``antialias`` not a bool.
         """
+        check_bool(antialias, "antialias")
         if isinstance(feature, nn.Module):
             if weights_path is not None:
                 raise ValueError("`weights_path` is for the standard Inception network; got a custom `feature` module.")
-            return cls(feature, input_range=input_range)
+            return cls(feature, input_range=input_range, feature_input=feature_input)
         if isinstance(feature, bool) or not isinstance(feature, (int, str)):
             raise TypeError(f"Expected `feature` to be one of {list(layers)} or an nn.Module, got {feature!r}.")
         if str(feature) not in layers:
             raise ValueError(f"Expected `feature` to be one of {list(layers)} or an nn.Module, got {feature!r}.")
         from lightning_genmetrics.features.inception import FIDInceptionV3
 
-        network = FIDInceptionV3(str(feature), weights_path=weights_path)
+        resize = "torch-antialias" if antialias else "tf1"
+        network = FIDInceptionV3(str(feature), resize=resize, weights_path=weights_path)  # type: ignore[arg-type]
         return cls(network, input_range=input_range)
 
     def provenance_fields(self) -> dict[str, str]:
@@ -100,27 +127,40 @@ class ImageFeatures(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         """Features ``[N, D]`` of ``images`` (float32 or the extractor's dtype)."""
-        return self.extract(self.prepare(images))
+        return self.extract(self.prepare(images), images)
 
     def prepare(self, images: Any) -> Tensor:
         """Check ``images`` and map them to uint8 ``[N, 3, H, W]`` (see ``images_to_uint8``)."""
         return images_to_uint8(images, self.input_range)
 
-    def extract(self, uint8: Tensor) -> Tensor:
-        """Features ``[N, D]`` of images already passed through ``prepare``; computed once per module and batch
-        within :func:`~lightning_genmetrics.features.shared.shared_extraction`."""
-        return memoized("features", self.module, uint8, lambda: self._extract(uint8))
+    def extract(self, uint8: Tensor, images: Tensor | None = None) -> Tensor:
+        """Features ``[N, D]`` of images already passed through ``prepare`` (``uint8``; ``images``: what was
+        passed to ``prepare``, for ``feature_input="as_given"``, else the uint8 images are what was given);
+        computed once per module and input within :func:`~lightning_genmetrics.features.shared.shared_extraction`."""
+        kind, source = self._module_input(uint8, images)
+        return memoized(f"features of {kind}", self.module, source, lambda: self._extract(kind, source))
 
-    def _extract(self, uint8: Tensor) -> Tensor:
-        return self._check_output(self.raw_output(uint8), uint8.shape[0])
+    def _extract(self, kind: str, source: Tensor) -> Tensor:
+        return self._check_output(self._run(kind, source), source.shape[0])
 
-    def raw_output(self, uint8: Tensor) -> Any:
+    def raw_output(self, uint8: Tensor, images: Tensor | None = None) -> Any:
         """The module's output for images already passed through ``prepare``, unchecked: for networks whose output
         is not a feature vector (a segmenter's class maps). Eval mode (restored after), no gradients."""
+        return self._run(*self._module_input(uint8, images))
+
+    def _module_input(self, uint8: Tensor, images: Tensor | None) -> tuple[str, Tensor]:
+        """What the module receives, as ``(kind, source tensor)``: ``uint8``, ``float`` (made from ``uint8``) or
+        ``as_given`` (``images`` untouched)."""
         if getattr(self.module, "input_dtype", None) == torch.uint8:
-            inputs = uint8
-        else:
-            inputs = uint8.to(self._float_dtype()) / 255
+            return "uint8", uint8
+        # The library's own wrappers (ClassifierFeatures) are documented to take [0, 1] floats.
+        own = type(self.module).__module__.startswith(_PACKAGE_PREFIX)
+        if self.feature_input == "float" or own:
+            return "float", uint8
+        return "as_given", uint8 if images is None else images
+
+    def _run(self, kind: str, source: Tensor) -> Any:
+        inputs = source.to(self._float_dtype()) / 255 if kind == "float" else source
         was_training = self.module.training
         self.module.eval()
         try:
@@ -152,6 +192,74 @@ class ImageFeatures(nn.Module):
             raise TypeError(f"Expected {name} to be floating point, got dtype {features.dtype}.")
         check_finite(features, "features from the extractor")
         return features
+
+
+def torchmetrics_input_range(normalize: Any, input_range: Any) -> InputRange | None:
+    """The ``input_range`` of a metric given torchmetrics' ``normalize`` and this library's ``input_range``.
+
+    ``normalize=True`` is torchmetrics' "float images in [0, 1]", i.e. ``input_range=(0, 1)``;
+    ``normalize=False`` (its "uint8 images") leaves ``input_range`` as given (uint8 images are always accepted).
+
+    Raises:
+        TypeError: ``normalize`` not a bool.
+        ValueError: ``normalize=True`` with another ``input_range``; an unsupported ``input_range``.
+
+    Example:
+        >>> torchmetrics_input_range(True, None)
+        (0.0, 1.0)
+        >>> torchmetrics_input_range(False, (-1, 1))
+        (-1.0, 1.0)
+    """
+    check_bool(normalize, "normalize")
+    checked = check_input_range(input_range)
+    if normalize and checked not in (None, (0.0, 1.0)):
+        raise ValueError(
+            f"Got normalize=True (float images in [0, 1]) and input_range={input_range!r}: pass only "
+            f"input_range={input_range!r} for images in that range, or only normalize=True for [0, 1]."
+        )
+    return (0.0, 1.0) if normalize else checked
+
+
+def torchmetrics_weights_path(weights_path: Any, feature_extractor_weights_path: Any) -> Any:
+    """The Inception weights file named by ``weights_path`` or by torchmetrics' ``feature_extractor_weights_path``.
+
+    Raises:
+        ValueError: both given, naming different files.
+
+    Example:
+        >>> torchmetrics_weights_path(None, "weights.pth")
+        'weights.pth'
+    """
+    if feature_extractor_weights_path is None:
+        return weights_path
+    if weights_path is not None and str(weights_path) != str(feature_extractor_weights_path):
+        raise ValueError(
+            f"Got weights_path={str(weights_path)!r} and feature_extractor_weights_path="
+            f"{str(feature_extractor_weights_path)!r}: they name the same file; pass one of them."
+        )
+    return feature_extractor_weights_path
+
+
+def check_input_img_size(value: Any) -> tuple[int, ...]:
+    """Check torchmetrics' ``input_img_size``: a ``(C, H, W)`` tuple of positive ints.
+
+    torchmetrics uses it only for the dummy image it feeds a custom network that lacks ``num_features`` (to read
+    the feature size); here the first update fixes the feature size, so it changes nothing.
+
+    Raises:
+        ValueError: not three positive ints.
+
+    Example:
+        >>> check_input_img_size((3, 299, 299))
+        (3, 299, 299)
+    """
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 3
+        or not all(isinstance(side, int) and not isinstance(side, bool) and side > 0 for side in value)
+    ):
+        raise ValueError(f"Expected `input_img_size` to be a (C, H, W) tuple of positive ints, got {value!r}.")
+    return tuple(value)
 
 
 def keep_out_of_state_dict(owner: nn.Module, child: str) -> None:

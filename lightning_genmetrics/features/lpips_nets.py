@@ -28,6 +28,7 @@ Weights, each fetched and verified through :func:`~lightning_genmetrics.features
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -37,6 +38,7 @@ from typing import Any, Literal, get_args
 import torch
 from torch import Tensor, nn
 
+from lightning_genmetrics.features.precision import full_fp32_precision
 from lightning_genmetrics.features.weights import WeightsFile, fetch_weights, load_state_dict_file
 from lightning_genmetrics.functional.lpips import features_to_lpips
 
@@ -114,10 +116,10 @@ _HEAD_KEY = re.compile(r"(?:lin(\d+)\.model\.[01]|heads\.(\d+))\.weight")
 _FEATURES_PREFIX = "features."
 
 
-def check_lpips_net(net: Any) -> LPIPSNet:
-    """Return ``net`` if it names an LPIPS backbone, else raise ``ValueError``."""
+def check_lpips_net(net: Any, name: str = "net") -> LPIPSNet:
+    """Return ``net`` if it names an LPIPS backbone, else raise ``ValueError`` naming the argument ``name``."""
     if not isinstance(net, str) or net not in LPIPS_NETS:
-        raise ValueError(f"Expected `net` to be one of {LPIPS_NETS}, got {net!r}.")
+        raise ValueError(f"Expected `{name}` to be one of {LPIPS_NETS}, got {net!r}.")
     return net  # type: ignore[return-value]
 
 
@@ -271,7 +273,19 @@ class LPIPSNetwork(nn.Module):
         return maps
 
     def forward(self, images_a: Tensor, images_b: Tensor) -> Tensor:
-        """LPIPS distances ``[N]`` between two batches of images ``[N, 3, H, W]`` in ``[-1, 1]``."""
-        maps = self.feature_maps(torch.cat((images_a, images_b)))
+        """LPIPS distances ``[N]`` between two batches of images ``[N, 3, H, W]`` in ``[-1, 1]`` (TF32 off)."""
         n = images_a.shape[0]
-        return features_to_lpips([m[:n] for m in maps], [m[n:] for m in maps], [head.weight for head in self.heads])
+        with full_fp32_precision():
+            maps = self.feature_maps(torch.cat((images_a, images_b)))
+            heads = [head.weight for head in self.heads]
+            return features_to_lpips([m[:n] for m in maps], [m[n:] for m in maps], heads)
+
+
+@functools.lru_cache(maxsize=6)
+def pretrained_lpips_network(net: LPIPSNet, device: torch.device, dtype: torch.dtype) -> LPIPSNetwork:
+    """The pretrained LPIPS network of ``net`` on ``device`` in ``dtype``, built once and kept (a few at a time).
+
+    Raises:
+        RuntimeError: the weights are neither local nor downloadable (the message says which file to put where).
+    """
+    return LPIPSNetwork(net).to(device=device, dtype=dtype)

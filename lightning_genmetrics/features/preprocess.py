@@ -76,8 +76,9 @@ def _float_to_uint8(images: Tensor, input_range: InputRange | None, name: str) -
         raise TypeError(f"Expected `{name}` to be uint8 or floating point, got dtype {images.dtype}.")
     if input_range is None:
         raise TypeError(
-            f"Got float `{name}` (dtype {images.dtype}) but no `input_range`: pass input_range=(0, 1) or "
-            "(-1, 1) to the metric, or give uint8 images."
+            f"Got float `{name}` (dtype {images.dtype}) but no `input_range`: pass normalize=True (or "
+            "input_range=(0, 1)) to the metric for images in [0, 1], input_range=(-1, 1) for [-1, 1], or give "
+            "uint8 images."
         )
     check_finite(images, name)
     low, high = input_range

@@ -3,6 +3,7 @@
 from lightning_genmetrics.functional.auroc import (
     auroc,
     auroc_inputs_to_scores,
+    binary_auroc,
     binned_thresholds,
     counts_to_threshold_metrics,
     exact_scores_to_average_auroc,
@@ -10,6 +11,8 @@ from lightning_genmetrics.functional.auroc import (
     histograms_to_auroc_error_bound,
     histograms_to_average_auroc,
     histograms_to_roc,
+    multiclass_auroc,
+    multilabel_auroc,
     probabilities_to_bins,
     scores_to_histograms,
     scores_to_probabilities,
@@ -22,14 +25,19 @@ from lightning_genmetrics.functional.inception_score import (
     statistics_to_inception_score,
 )
 from lightning_genmetrics.functional.kid import kernel_inception_distance, mmd2_unbiased, polynomial_kernel
-from lightning_genmetrics.functional.lpips import features_to_lpips, normalize_channels
+from lightning_genmetrics.functional.lpips import (
+    features_to_lpips,
+    learned_perceptual_image_patch_similarity,
+    normalize_channels,
+)
 from lightning_genmetrics.functional.moments import features_to_moments, merge_moments, moments_to_covariance
-from lightning_genmetrics.functional.psnr import images_to_squared_error, mse_to_psnr, peak_signal_noise_ratio
+from lightning_genmetrics.functional.psnr import images_to_squared_error_sums, mse_to_psnr, peak_signal_noise_ratio
 from lightning_genmetrics.functional.sampling import bottom_k, sample_keys
 from lightning_genmetrics.functional.segmentation import (
     confusion_matrix_to_scores,
     labels_to_confusion_matrix,
     labels_to_image_iou_sums,
+    mean_iou,
     per_image_mean_iou,
     segmentation_inputs_to_labels,
     segmentation_scores,
@@ -44,6 +52,7 @@ from lightning_genmetrics.functional.ssim import (
 __all__ = [
     "auroc",
     "auroc_inputs_to_scores",
+    "binary_auroc",
     "binned_thresholds",
     "bottom_k",
     "confusion_matrix_to_scores",
@@ -57,16 +66,20 @@ __all__ = [
     "histograms_to_auroc_error_bound",
     "histograms_to_average_auroc",
     "histograms_to_roc",
-    "images_to_squared_error",
+    "images_to_squared_error_sums",
     "inception_score",
     "kernel_inception_distance",
     "labels_to_confusion_matrix",
     "labels_to_image_iou_sums",
+    "learned_perceptual_image_patch_similarity",
     "logits_to_statistics",
+    "mean_iou",
     "merge_moments",
     "mmd2_unbiased",
     "moments_to_covariance",
     "mse_to_psnr",
+    "multiclass_auroc",
+    "multilabel_auroc",
     "multiscale_structural_similarity_index_measure",
     "normalize_channels",
     "peak_signal_noise_ratio",

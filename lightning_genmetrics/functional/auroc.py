@@ -13,11 +13,20 @@ curve through the points (FPR, TPR) at every group boundary, starting at (0, 0).
 this is scikit-learn's ``roc_auc_score``; in the binned mode it is the exact AUROC of the scores
 rounded down to their threshold.
 
+**Modes** (``thresholds``, torchmetrics' argument, see :func:`resolve_thresholds`): ``None``, the exact mode (every
+score kept: scikit-learn's ``roc_auc_score`` and torchmetrics' default); ``"binned"``, the groups are the bins of
+``num_bins`` thresholds laid out by ``spacing`` and the curve is closed from (0, 0) to (1, 1) as above (the default
+of the :class:`~lightning_genmetrics.metrics.AUROC` class); an int ``T``, a list or a 1-D tensor, torchmetrics'
+binned value: the trapezoid area of the curve through the points at those thresholds only
+(:func:`scores_to_threshold_histograms`, :func:`threshold_histograms_to_roc`). ``max_fpr`` gives the
+McClish-standardised partial area (:func:`roc_to_auroc`).
+
 **Threshold layouts** (``spacing``, see :func:`binned_thresholds`):
 
-- ``"linear"``: ``t = linspace(0, 1, T)``, torchmetrics' ``thresholds=T`` (float32); the binned AUROC is
-  what torchmetrics' ``BinaryAUROC(thresholds=T)`` computes (torchmetrics starts its binned curve at the
-  threshold 1 instead of (0, 0), so the two differ only when both classes have scores exactly equal to 1).
+- ``"linear"``: ``t = linspace(0, 1, T)``, torchmetrics' ``thresholds=T`` grid (float32); the binned AUROC is
+  what torchmetrics' ``BinaryAUROC(thresholds=T)`` computes except that torchmetrics starts its curve at the
+  threshold 1 instead of (0, 0): the two differ only when both classes have scores exactly equal to 1
+  (``thresholds=T`` itself gives torchmetrics' value).
   A confident classifier's probabilities pile up in the first and last bins, where every
   positive–negative pair counts ½: a 10-class classifier with logits of scale 20 reads 0.68 for an exact 0.77.
 - ``"linear+logit"`` (the default): the ``T // 2`` thresholds of ``"linear"`` plus ``T - T // 2`` thresholds
@@ -48,21 +57,28 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
 from torch import Tensor
 
-from lightning_genmetrics._checks import check_finite, check_positive_int, check_tensor
+from lightning_genmetrics._checks import check_bool, check_finite, check_positive_int, check_tensor
 
 Task = Literal["binary", "multiclass", "multilabel"]
-InputKind = Literal["probs", "logits"]
+InputKind = Literal["auto", "probs", "logits"]
 Average = Literal["macro", "weighted", "micro", "none"]
 Spacing = Literal["linear", "linear+logit"]
+Thresholds = int | Sequence[float] | Tensor | Literal["binned"] | None
 TASKS = ("binary", "multiclass", "multilabel")
-INPUT_KINDS = ("probs", "logits")
+INPUT_KINDS = ("auto", "probs", "logits")
 AVERAGES = ("macro", "weighted", "micro", "none")
 SPACINGS = ("linear", "linear+logit")
+# The layout of thresholds="binned": torchmetrics' linspace(0, 1, 1000) plus 1001 log-odds thresholds, the middle
+# one p = 1/2 (see binned_thresholds).
+DEFAULT_NUM_BINS = 2001
+DEFAULT_SPACING: Spacing = "linear+logit"
 
 # The log-odds thresholds of "linear+logit": evenly spaced in asinh(z / LOGIT_SCALE) over |z| <= LOGIT_RANGE.
 # 745 covers every float64 probability (log-odds of the smallest subnormal, 4.9e-324, is -744.4); the scale
@@ -76,17 +92,6 @@ def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"Expected `{name}` to be one of {', '.join(repr(c) for c in choices)}; got {value!r}.")
     return value  # type: ignore[return-value]
-
-
-def check_num_labels(task: str, num_classes: object) -> int:
-    """The number of score columns ``L``: 1 for a binary task, else ``num_classes`` (required, >= 2)."""
-    if task == "binary":
-        if num_classes is not None:
-            raise ValueError(f"Expected `num_classes` to be None for task='binary', got {num_classes!r}.")
-        return 1
-    if num_classes is None:
-        raise ValueError(f"Expected `num_classes` (an int >= 2) for task={task!r}, got None.")
-    return check_positive_int(num_classes, "num_classes", minimum=2)
 
 
 def check_num_bins(num_bins: object, spacing: str) -> int:
@@ -165,86 +170,197 @@ def binned_thresholds(num_bins: int, spacing: Spacing = "linear+logit", *, log_o
     return (log_odds_axis if log_odds else probabilities).clone()
 
 
+def resolve_thresholds(
+    thresholds: Thresholds, num_bins: int | None = DEFAULT_NUM_BINS, spacing: Spacing = DEFAULT_SPACING
+) -> Tensor | str | None:
+    """Check ``thresholds`` with ``num_bins`` and ``spacing``; return ``"binned"``, ``None`` or the thresholds.
+
+    ``"binned"``: ``num_bins`` thresholds laid out by ``spacing`` (:func:`binned_thresholds`). ``None``: the exact
+    mode. An int ``T``: torchmetrics' ``linspace(0, 1, T)``; a list (made a tensor of the default dtype, float32,
+    as torchmetrics does) or a 1-D tensor: those thresholds. These last two come back as a float64 tensor of
+    increasing distinct values (repeated thresholds add nothing to the area). ``num_bins`` and ``spacing`` lay out
+    ``"binned"`` only: another value of either with other ``thresholds`` is a conflict.
+
+    Raises:
+        TypeError: ``thresholds`` of an unsupported type.
+        ValueError: a conflict with ``num_bins``/``spacing``, ``num_bins=None`` (now ``thresholds=None``), fewer
+            than 2 thresholds, thresholds that decrease, are not finite, or (a list) lie outside [0, 1].
+
+    Example:
+        >>> resolve_thresholds(5).tolist()
+        [0.0, 0.25, 0.5, 0.75, 1.0]
+        >>> resolve_thresholds(None, num_bins=100)
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected `num_bins` and `spacing` only with thresholds='binned' (they lay out its bins), got \
+thresholds=None with num_bins=100, spacing='linear+logit'; drop them, or pass thresholds='binned'.
+    """
+    check_choice(spacing, "spacing", SPACINGS)
+    if num_bins is None:
+        raise ValueError(
+            "Expected `num_bins` to be an int, got None: the exact mode (every score kept) is now `thresholds=None`."
+        )
+    if isinstance(thresholds, str):
+        check_choice(thresholds, "thresholds", ("binned",))
+        check_num_bins(num_bins, spacing)
+        return thresholds
+    if num_bins != DEFAULT_NUM_BINS or spacing != DEFAULT_SPACING:
+        shown = thresholds if not isinstance(thresholds, Tensor) else f"a tensor of {thresholds.numel()}"
+        raise ValueError(
+            f"Expected `num_bins` and `spacing` only with thresholds='binned' (they lay out its bins), got "
+            f"thresholds={shown!s} with num_bins={num_bins!r}, spacing={spacing!r}; drop them, or pass "
+            "thresholds='binned'."
+        )
+    if thresholds is None:
+        return None
+    if isinstance(thresholds, bool):
+        raise TypeError(
+            f"Expected `thresholds` to be None, 'binned', an int, a list or a 1-D tensor, got {thresholds}."
+        )
+    if isinstance(thresholds, int):
+        if thresholds < 2:
+            raise ValueError(f"Expected an int `thresholds` to be at least 2, got {thresholds}.")
+        return binned_thresholds(thresholds, "linear")
+    if isinstance(thresholds, (list, tuple)):
+        if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t <= 1 for t in thresholds):
+            raise ValueError(f"Expected a list `thresholds` of numbers in [0, 1], got {list(thresholds)}.")
+        thresholds = torch.tensor([float(t) for t in thresholds])  # the default dtype, as torchmetrics
+    if not isinstance(thresholds, Tensor):
+        raise TypeError(
+            "Expected `thresholds` to be None, 'binned', an int, a list or a 1-D tensor, got "
+            f"{type(thresholds).__name__}."
+        )
+    if thresholds.ndim != 1 or thresholds.numel() < 1 or not thresholds.is_floating_point():
+        raise ValueError(
+            f"Expected a tensor `thresholds` to be 1-D, floating and non-empty, got shape {list(thresholds.shape)} "
+            f"and dtype {thresholds.dtype}."
+        )
+    check_finite(thresholds, "thresholds")
+    values = thresholds.detach().to(device="cpu", dtype=torch.float64)
+    if bool((values.diff() < 0).any()):
+        raise ValueError(
+            f"Expected `thresholds` in increasing order (the ROC curve is traced from the last one back), got "
+            f"{values.tolist()}; pass them sorted."
+        )
+    return torch.unique_consecutive(values)
+
+
 def _is_integer_or_bool(x: Tensor) -> bool:
     return not (x.dtype.is_floating_point or x.is_complex())
 
 
+def _normalized(scores: Tensor, task: Task, input: InputKind) -> Tensor:
+    """Probabilities from ``input="probs"`` (checked), kept logits (binary/multilabel ``"logits"``), or torchmetrics'
+    rule under ``"auto"``: a batch with any value outside [0, 1] is logits (sigmoid, or softmax over classes)."""
+    if scores.numel() == 0:
+        return scores
+    low, high = (float(v) for v in torch.aminmax(scores))
+    inside = low >= 0.0 and high <= 1.0
+    if input == "probs" and not inside:
+        outside = int(((scores < 0) | (scores > 1)).sum())
+        raise ValueError(
+            f"Expected `preds` probabilities in [0, 1] (input='probs'), got {outside} value(s) outside, in "
+            f"[{low:.8g}, {high:.8g}]; declare input='logits' for unnormalised scores, or input='auto' to decide per "
+            "batch as torchmetrics does."
+        )
+    is_logits = input == "logits" or (input == "auto" and not inside)
+    if not is_logits:
+        return scores
+    if task == "multiclass":
+        return torch.softmax(scores, dim=1)
+    return torch.sigmoid(scores) if input == "auto" else scores
+
+
 def auroc_inputs_to_scores(
-    preds: Tensor, target: Tensor, task: Task, num_labels: int, input: InputKind
+    preds: Tensor,
+    target: Tensor,
+    task: Task,
+    num_labels: int,
+    input: InputKind = "auto",
+    ignore_index: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Validate a batch; return float64 ranking scores ``[n, L]`` and boolean positives ``[n, L]``.
 
-    The scores are the probabilities (``input="probs"``), the logits themselves for binary and
-    multilabel logits (the sigmoid is monotone, and keeping logits avoids ties from its saturation
-    near 1), or the float64 softmax for multiclass logits. :func:`scores_to_probabilities` maps them
-    to probabilities.
+    Extra dimensions are flattened into the batch as torchmetrics does: binary ``[N, ...]``; multiclass
+    ``[N, C, ...]`` with targets ``[N, ...]``; multilabel ``[N, L, ...]`` with targets of the same shape. Targets equal
+    to ``ignore_index`` are left out: binary and multiclass drop the sample; multilabel marks that entry's score
+    NaN (its other labels still count). The scores are probabilities; for binary and multilabel ``input="logits"``
+    the logits themselves (the sigmoid is monotone, and keeping them avoids ties from its saturation near 1);
+    multiclass logits go through a float64 softmax. ``input="auto"`` follows torchmetrics' rule per batch: values all
+    in [0, 1] are probabilities, otherwise logits (float64 sigmoid, or softmax); decided after dropping ignored
+    binary/multiclass samples, before masking multilabel entries, as torchmetrics. :func:`scores_to_probabilities`
+    maps scores to probabilities. Integer or bool ``preds`` (hard 0/1 predictions) are scores like any other.
 
     Args:
-        preds: binary: scores of any shape; multiclass: ``[N, C]``; multilabel: ``[N, L]``.
-        target: integer or bool; binary: ``preds``' shape, in {0, 1}; multiclass: ``[N]`` in
-            ``[0, C)``; multilabel: ``[N, L]`` in {0, 1}.
+        preds: binary: scores of any shape; multiclass: ``[N, C, ...]``; multilabel: ``[N, L, ...]``.
+        target: integer or bool; binary: ``preds``' shape, in {0, 1}; multiclass: ``[N, ...]`` in ``[0, C)``;
+            multilabel: ``preds``' shape, in {0, 1} (or ``ignore_index``).
         task: ``"binary"``, ``"multiclass"`` or ``"multilabel"``.
         num_labels: 1 (binary) or the number of classes or labels.
-        input: ``"probs"`` (values must lie in [0, 1]) or ``"logits"`` (any finite value).
+        input: ``"auto"``, ``"probs"`` (values must lie in [0, 1]) or ``"logits"`` (any finite value).
+        ignore_index: a target value to leave out, or ``None``.
 
     Raises:
-        TypeError: not tensors, floating ``target`` or non-floating ``preds``.
-        ValueError: wrong shapes, NaN/Inf, probabilities outside [0, 1], labels out of range.
+        TypeError: not tensors, floating ``target``.
+        ValueError: wrong shapes, NaN/Inf, probabilities outside [0, 1] (``input="probs"``), labels out of range.
 
     Example:
         >>> import torch
-        >>> preds, target = torch.tensor([0.25, 0.75]), torch.tensor([0, 1])
-        >>> scores, positives = auroc_inputs_to_scores(preds, target, "binary", 1, "probs")
+        >>> preds, target = torch.tensor([0.25, 0.75, 0.5]), torch.tensor([0, 1, -1])
+        >>> scores, positives = auroc_inputs_to_scores(preds, target, "binary", 1, "probs", ignore_index=-1)
         >>> scores.tolist(), positives.tolist()
         ([[0.25], [0.75]], [[False], [True]])
     """
     check_tensor(preds, "preds")
     check_tensor(target, "target")
-    if not preds.is_floating_point():
-        raise TypeError(f"Expected `preds` to be a floating point tensor of scores, got dtype {preds.dtype}.")
+    if preds.is_complex():
+        raise TypeError(f"Expected `preds` to be a real tensor of scores, got dtype {preds.dtype}.")
     if not _is_integer_or_bool(target):
         raise TypeError(f"Expected `target` to be an integer or bool tensor of labels, got dtype {target.dtype}.")
     if task == "binary":
         shapes_fit = preds.shape == target.shape
+    elif task == "multiclass":
+        rest = preds.shape[:1] + preds.shape[2:]
+        shapes_fit = preds.ndim >= 2 and preds.shape[1] == num_labels and target.shape == rest
     else:
-        rows = preds.shape[:1]
-        shapes_fit = preds.ndim == 2 and preds.shape[1] == num_labels
-        shapes_fit = shapes_fit and target.shape == (rows if task == "multiclass" else preds.shape)
+        shapes_fit = preds.ndim >= 2 and preds.shape[1] == num_labels and target.shape == preds.shape
     if not shapes_fit:
-        layout = {"binary": "the same shape", "multiclass": f"[N, {num_labels}] and [N]"}.get(
-            task, f"[N, {num_labels}]"
+        layout = {"binary": "the same shape", "multiclass": f"[N, {num_labels}, ...] and [N, ...]"}.get(
+            task, f"[N, {num_labels}, ...] both"
         )
         raise ValueError(
             f"Expected `preds` and `target` of {layout} for task={task!r}, got shapes {list(preds.shape)} and "
             f"{list(target.shape)}."
         )
-    scores = preds.detach().to(torch.float64).reshape(-1, num_labels if task != "binary" else 1)
-    if input == "probs":
-        if scores.numel():
-            low, high = (float(v) for v in torch.aminmax(scores))
-            if not (low >= 0.0 and high <= 1.0):  # also false for NaN
-                check_finite(preds, "preds")
-                outside = int(((scores < 0) | (scores > 1)).sum())
-                raise ValueError(
-                    f"Expected `preds` probabilities in [0, 1] (input='probs'), got {outside} value(s) outside, in "
-                    f"[{low:.8g}, {high:.8g}]; declare input='logits' for unnormalised scores."
-                )
-    else:
-        check_finite(preds, "preds")
-        if task == "multiclass":
-            scores = torch.softmax(scores, dim=1)
+    check_finite(preds, "preds")
+    width = 1 if task == "binary" else num_labels
+    scores = preds.detach().to(torch.float64)
     labels = target.detach().to(torch.int64)
-    if labels.numel():
-        low_label, high_label = (int(v) for v in torch.aminmax(labels))
+    if task != "binary":  # [N, C, ...] -> [N·..., C]
+        scores = scores.movedim(1, -1)
+        labels = labels.movedim(1, -1) if task == "multilabel" else labels
+    scores, labels = scores.reshape(-1, width), labels.reshape(-1, 1 if task == "multiclass" else width)
+    ignored = None if ignore_index is None else labels == ignore_index
+    if ignored is not None and task != "multilabel":
+        kept = ~ignored[:, 0]
+        scores, labels, ignored = scores[kept], labels[kept], None
+    counted = labels if ignored is None else labels[~ignored]
+    if counted.numel():
+        low_label, high_label = (int(v) for v in torch.aminmax(counted))
         top = num_labels - 1 if task == "multiclass" else 1
         if low_label < 0 or high_label > top:
+            also = "" if ignore_index is None else f" (or ignore_index={ignore_index})"
             raise ValueError(
-                f"Expected `target` labels in [0, {top}] for task={task!r}, got values in [{low_label}, {high_label}]."
+                f"Expected `target` labels in [0, {top}]{also} for task={task!r}, got values in "
+                f"[{low_label}, {high_label}]."
             )
+    scores = _normalized(scores, task, input)
     if task == "multiclass":
-        positives = torch.nn.functional.one_hot(labels, num_labels).to(torch.bool)
+        positives = torch.nn.functional.one_hot(labels[:, 0], num_labels).to(torch.bool)
     else:
-        positives = labels.reshape(scores.shape).to(torch.bool)
+        positives = labels == 1
+    if ignored is not None and bool(ignored.any()):
+        scores = scores.masked_fill(ignored, torch.nan)
     return scores, positives
 
 
@@ -315,6 +431,20 @@ def scores_to_bins(
     return torch.bucketize(scores, thresholds, right=True).sub_(1)
 
 
+def _count(bins: Tensor, positives: Tensor, scores: Tensor, num_groups: int) -> tuple[Tensor, Tensor]:
+    """Per label, int64 ``(negatives, positives)`` ``[L, K]`` counts of ``bins`` ``[n, L]``; NaN scores are skipped."""
+    num_labels = scores.shape[1]
+    flat = bins.add_(positives, alpha=num_groups)
+    if num_labels > 1:
+        flat += torch.arange(num_labels, device=scores.device) * (2 * num_groups)
+    flat = flat.reshape(-1)
+    valid = ~torch.isnan(scores.reshape(-1))
+    if not bool(valid.all()):
+        flat = flat[valid]
+    counts = torch.bincount(flat, minlength=2 * num_groups * num_labels).view(num_labels, 2, num_groups)
+    return counts[:, 0].to(torch.int64), counts[:, 1].to(torch.int64)
+
+
 def scores_to_histograms(
     scores: Tensor, positives: Tensor, num_bins: int, spacing: Spacing = "linear+logit", *, log_odds: bool = False
 ) -> tuple[Tensor, Tensor]:
@@ -322,7 +452,8 @@ def scores_to_histograms(
 
     Bin ``k`` holds ``t_k <= s < t_{k+1}`` of ``t = binned_thresholds(T, spacing)`` (the last bin
     ``p = 1``), found by :func:`scores_to_bins` (``log_odds``: the scores are logits) and counted by one
-    ``bincount`` over label, class and bin: O(n) memory, no ``n × T`` comparison matrix.
+    ``bincount`` over label, class and bin: O(n) memory, no ``n × T`` comparison matrix. NaN scores (ignored
+    entries) are not counted.
 
     Example:
         >>> import torch
@@ -331,22 +462,48 @@ def scores_to_histograms(
         >>> neg.tolist(), pos.tolist()
         ([[1, 0, 0]], [[0, 1, 1]])
     """
-    num_labels = scores.shape[1]
-    flat = scores_to_bins(scores, num_bins, spacing, log_odds=log_odds).add_(positives, alpha=num_bins)
-    if num_labels > 1:
-        flat += torch.arange(num_labels, device=scores.device) * (2 * num_bins)
-    counts = torch.bincount(flat.reshape(-1), minlength=2 * num_bins * num_labels).view(num_labels, 2, num_bins)
-    return counts[:, 0].to(torch.int64), counts[:, 1].to(torch.int64)
+    filled = torch.nan_to_num(scores, nan=0.0)
+    bins = scores_to_bins(filled, num_bins, spacing, log_odds=log_odds)
+    return _count(bins, positives, scores, num_bins)
+
+
+def scores_to_threshold_histograms(
+    scores: Tensor, positives: Tensor, thresholds: Tensor, *, log_odds: bool = False
+) -> tuple[Tensor, Tensor]:
+    """Per label, int64 ``(negatives, positives)`` ``[L, U + 1]`` around ``U`` increasing probability thresholds.
+
+    Group 0 holds the probabilities below ``thresholds[0]``, group ``k`` those in ``[u_{k-1}, u_k)`` and the last
+    those at or above ``u_{U-1}``: the count at or above each threshold, as torchmetrics' ``preds >= threshold``
+    confusion matrices hold it, is a suffix sum. Logits (``log_odds``) are compared as ``sigmoid(logit)``, as
+    torchmetrics does. NaN scores (ignored entries) are not counted.
+
+    Example:
+        >>> import torch
+        >>> scores = torch.tensor([[0.1], [0.3], [0.9]], dtype=torch.float64)
+        >>> neg, pos = scores_to_threshold_histograms(scores, torch.tensor([[False], [True], [True]]),
+        ...                                           torch.tensor([0.2, 0.5], dtype=torch.float64))
+        >>> neg.tolist(), pos.tolist()
+        ([[1, 0, 0]], [[0, 1, 1]])
+    """
+    filled = torch.nan_to_num(scores, nan=0.0)
+    probabilities = torch.sigmoid(filled) if log_odds else filled
+    bins = torch.bucketize(probabilities, thresholds.to(scores.device), right=True)
+    return _count(bins, positives, scores, thresholds.numel() + 1)
 
 
 def scores_to_tied_groups(scores: Tensor, positives: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """One label's ``(negatives, positives, values)`` per distinct score, in increasing order (exact mode).
+
+    NaN scores (ignored entries) are left out.
 
     Example:
         >>> import torch
         >>> scores_to_tied_groups(torch.tensor([0.3, 0.1, 0.3]), torch.tensor([True, False, False]))
         (tensor([1, 1]), tensor([0, 1]), tensor([0.1000, 0.3000]))
     """
+    valid = ~torch.isnan(scores)
+    if not bool(valid.all()):
+        scores, positives = scores[valid], positives[valid]
     values, order = torch.sort(scores)
     distinct, group, counts = torch.unique_consecutive(values, return_inverse=True, return_counts=True)
     pos = torch.bincount(group[positives[order]], minlength=distinct.numel()).to(torch.int64)
@@ -356,7 +513,8 @@ def scores_to_tied_groups(scores: Tensor, positives: Tensor) -> tuple[Tensor, Te
 def histograms_to_auroc(negatives: Tensor, positives: Tensor) -> Tensor:
     """AUROC per label from tied-group counts ``[..., K]`` (increasing score order), float64; NaN if undefined.
 
-    Undefined means no positive or no negative for that label.
+    Undefined means no positive or no negative for that label. This is the Mann–Whitney form of the area under
+    the curve of :func:`histograms_to_roc` (from (0, 0) through every group boundary to (1, 1)).
 
     Example:
         >>> import torch
@@ -370,17 +528,48 @@ def histograms_to_auroc(negatives: Tensor, positives: Tensor) -> Tensor:
     return torch.where(denominator > 0, twice_pairs / denominator.clamp(min=1.0), torch.nan)
 
 
-def histograms_to_auroc_error_bound(negatives: Tensor, positives: Tensor) -> Tensor:
+def _pair_fractions(negatives: Tensor, positives: Tensor) -> Tensor:
+    """``pos_k·neg_k / (P·N)`` per group (float64; NaN where a label lacks positives or negatives)."""
+    denominator = positives.sum(dim=-1, keepdim=True).to(torch.float64) * negatives.sum(dim=-1, keepdim=True)
+    fractions = (negatives * positives).to(torch.float64) / denominator.clamp(min=1.0)
+    return torch.where(denominator > 0, fractions, torch.nan)
+
+
+def histograms_to_auroc_error_bound(negatives: Tensor, positives: Tensor, max_fpr: float | None = None) -> Tensor:
     """The bound ``Σ pos_k neg_k / (2PN)`` on ``|binned AUROC - exact AUROC|`` per label (float64).
+
+    With ``max_fpr = m`` (the McClish-standardised partial AUROC of ``[0, m]``) the partial area is off by at most
+    ``Σ_k pos_k neg_k / (2PN)`` plus half the largest ``pos_k neg_k / (PN)`` (the bin the cut at ``m`` crosses
+    may lose its half-pairs unevenly), and standardising divides that by ``2(m - m²/2)``.
 
     Example:
         >>> import torch
         >>> histograms_to_auroc_error_bound(torch.tensor([2, 1, 0]), torch.tensor([0, 1, 2])).item()
         0.05555555555555555
     """
-    same_bin = (negatives * positives).to(torch.float64).sum(dim=-1)
-    denominator = 2.0 * positives.sum(dim=-1).to(torch.float64) * negatives.sum(dim=-1).to(torch.float64)
-    return torch.where(denominator > 0, same_bin / denominator.clamp(min=1.0), torch.nan)
+    fractions = _pair_fractions(negatives, positives)
+    bound = 0.5 * fractions.sum(dim=-1)
+    if max_fpr is None or max_fpr == 1:
+        return bound
+    return (bound + 0.5 * fractions.amax(dim=-1)) / (2.0 * (max_fpr - 0.5 * max_fpr**2))
+
+
+def threshold_histograms_to_auroc_error_bound(negatives: Tensor, positives: Tensor) -> Tensor:
+    """A bound on ``|AUROC at thresholds - exact AUROC|`` per label from :func:`scores_to_threshold_histograms`.
+
+    torchmetrics' curve runs through the points at the thresholds only; they lie on the exact ROC curve. Between
+    two of them a group's pairs are off by at most half (``pos_k neg_k / (2PN)``); before the highest threshold
+    the curve is missing the area of the top group's rectangle (``pos·neg / (PN)`` at most), and after the lowest
+    the strip of the negatives below it (``neg_0 / N``).
+
+    Example:
+        >>> import torch
+        >>> threshold_histograms_to_auroc_error_bound(torch.tensor([0, 2, 1]), torch.tensor([0, 1, 1])).item()
+        0.3333333333333333
+    """
+    fractions = _pair_fractions(negatives, positives)
+    below = negatives[..., 0].to(torch.float64) / negatives.sum(dim=-1).to(torch.float64).clamp(min=1.0)
+    return 0.5 * fractions[..., 1:-1].sum(dim=-1) + fractions[..., -1] + below
 
 
 def histograms_to_roc(negatives: Tensor, positives: Tensor, values: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -406,6 +595,63 @@ def histograms_to_roc(negatives: Tensor, positives: Tensor, values: Tensor) -> t
     return fpr, tpr, torch.cat([inf, values.to(torch.float64).flip(0)])
 
 
+def threshold_histograms_to_roc(
+    negatives: Tensor, positives: Tensor, thresholds: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """torchmetrics' binned ROC curve: the points at the ``U`` thresholds only, the highest first.
+
+    ``negatives`` and ``positives`` ``[..., U + 1]`` come from :func:`scores_to_threshold_histograms`; point ``i`` is
+    the rate of probabilities ``>= thresholds`` (returned decreasing, ``[U]``). A rate with no sample to divide by
+    is NaN.
+
+    Example:
+        >>> import torch
+        >>> fpr, tpr, thresholds = threshold_histograms_to_roc(
+        ...     torch.tensor([1, 0, 0]), torch.tensor([0, 1, 1]), torch.tensor([0.2, 0.5], dtype=torch.float64))
+        >>> fpr.tolist(), tpr.tolist(), thresholds.tolist()
+        ([0.0, 0.0], [0.5, 1.0], [0.5, 0.2])
+    """
+    fp = negatives[..., 1:].flip(-1).cumsum(dim=-1).to(torch.float64)
+    tp = positives[..., 1:].flip(-1).cumsum(dim=-1).to(torch.float64)
+    total_neg = negatives.sum(dim=-1, keepdim=True).to(torch.float64)
+    total_pos = positives.sum(dim=-1, keepdim=True).to(torch.float64)
+    fpr = torch.where(total_neg > 0, fp / total_neg.clamp(min=1.0), torch.nan)
+    tpr = torch.where(total_pos > 0, tp / total_pos.clamp(min=1.0), torch.nan)
+    return fpr, tpr, thresholds.to(torch.float64).flip(0)
+
+
+def roc_to_auroc(fpr: Tensor, tpr: Tensor, max_fpr: float | None = None) -> Tensor:
+    """The trapezoid area under ROC curves ``[..., K]`` (increasing ``fpr``); with ``max_fpr`` (1-D curves) the
+    McClish-standardised partial area over ``[0, max_fpr]``, as scikit-learn's ``roc_auc_score(max_fpr=...)``.
+
+    The partial area adds a point at ``max_fpr``, its ``tpr`` interpolated linearly, and maps the area ``A`` to
+    ``(1 + (A - m²/2) / (m - m²/2)) / 2``: 0.5 for a useless classifier, 1 for a perfect one. As torchmetrics, a
+    curve with all ``fpr`` or all ``tpr`` zero gets its plain area. NaN rates give NaN.
+
+    Example:
+        >>> import torch
+        >>> fpr, tpr = torch.tensor([0.0, 0.5, 1.0]), torch.tensor([0.0, 1.0, 1.0])
+        >>> roc_to_auroc(fpr, tpr).item(), roc_to_auroc(fpr, tpr, max_fpr=0.5).item()
+        (0.75, 0.6666666666666666)
+    """
+    fpr, tpr = fpr.to(torch.float64), tpr.to(torch.float64)
+    area = torch.trapezoid(tpr, fpr, dim=-1)
+    if max_fpr is None or max_fpr == 1 or bool(torch.isnan(area).any()) or fpr.sum() == 0 or tpr.sum() == 0:
+        return area
+    limit = torch.tensor([max_fpr], dtype=torch.float64, device=fpr.device)
+    stop = int(torch.bucketize(limit, fpr, right=True))  # the first point beyond max_fpr
+    if stop == 0:  # every point lies beyond max_fpr: no area inside
+        partial = torch.zeros((), dtype=torch.float64, device=fpr.device)
+    elif stop == fpr.numel():  # a curve that never reaches max_fpr (thresholds above the lowest scores)
+        partial = area
+    else:
+        weight = (limit - fpr[stop - 1]) / (fpr[stop] - fpr[stop - 1])
+        cut = torch.lerp(tpr[stop - 1 : stop], tpr[stop : stop + 1], weight)
+        partial = torch.trapezoid(torch.cat([tpr[:stop], cut]), torch.cat([fpr[:stop], limit]))
+    least = 0.5 * max_fpr**2
+    return 0.5 * (1 + (partial - least) / (max_fpr - least))
+
+
 def counts_to_threshold_metrics(tp: Tensor, fp: Tensor, fn: Tensor, tn: Tensor) -> dict[str, Tensor]:
     """Sensitivity (recall), specificity, precision, accuracy and F1 from confusion counts (float64; 0/0 is NaN).
 
@@ -429,95 +675,100 @@ def counts_to_threshold_metrics(tp: Tensor, fp: Tensor, fn: Tensor, tn: Tensor) 
     }
 
 
-def average_per_label(values: Tensor, positives: Tensor, average: Average) -> Tensor:
-    """Reduce per-label values ``[L]``: ``"none"``, ``"macro"`` (mean) or ``"weighted"`` (by positives ``[L]``).
+UNDEFINED_WARNING = (
+    "The AUROC is undefined (NaN) {where}: it needs at least one positive and one negative target. torchmetrics "
+    "reports 0 there; here it is NaN and left out of averages."
+)
 
-    Labels whose value is NaN (undefined) are left out.
 
-    Raises:
-        RuntimeError: no label has a defined value.
+def average_per_label(
+    values: Tensor, positives: Tensor, average: Average | None, undefined: float = math.nan
+) -> Tensor:
+    """Reduce per-label values ``[L]``: ``"none"``/``None``, ``"macro"`` or ``"weighted"`` (by positives ``[L]``).
+
+    Labels whose value is NaN (undefined) are warned about and left out (NaN in ``"none"``; a NaN average if every
+    label is undefined). A number ``undefined`` takes their place instead and counts in the averages, as
+    torchmetrics' 0 does.
 
     Example:
         >>> import torch
-        >>> average_per_label(torch.tensor([0.5, float("nan"), 1.0]), torch.tensor([1, 0, 3]), "weighted").item()
+        >>> average_per_label(torch.tensor([0.5, 0.75, 1.0]), torch.tensor([1, 0, 3]), "weighted").item()
         0.875
     """
-    if average == "none":
-        return values
     defined = ~torch.isnan(values)
+    if not bool(defined.all()):
+        missing = (~defined).nonzero().flatten().tolist()
+        warnings.warn(UNDEFINED_WARNING.format(where=f"for label(s) {missing}"), UserWarning, stacklevel=3)
+        if not math.isnan(undefined):
+            values, defined = values.nan_to_num(nan=undefined), torch.ones_like(defined)
+    if average in (None, "none"):
+        return values
     if not bool(defined.any()):
-        raise RuntimeError("The AUROC is undefined for every label: each needs at least one positive and one negative.")
+        return torch.full((), torch.nan, dtype=torch.float64, device=values.device)
     if average == "macro":
         return values[defined].mean()
     weights = positives.to(torch.float64)[defined]
     return (values[defined] * weights).sum() / weights.sum()
 
 
-def auroc(
-    preds: Tensor,
-    target: Tensor,
-    task: Task = "binary",
-    num_classes: int | None = None,
-    num_bins: int | None = None,
-    input: InputKind = "probs",
+def _binary_value(value: Tensor, undefined: float) -> Tensor:
+    if bool(torch.isnan(value)):
+        warnings.warn(UNDEFINED_WARNING.format(where="for these targets"), UserWarning, stacklevel=3)
+        return value.nan_to_num(nan=undefined)
+    return value
+
+
+def histograms_to_average_auroc(
+    negatives: Tensor,
+    positives: Tensor,
+    task: Task,
+    average: Average | None,
     *,
-    average: Average = "macro",
-    spacing: Spacing = "linear+logit",
+    thresholds: Tensor | None = None,
+    max_fpr: float | None = None,
+    undefined: float = math.nan,
 ) -> Tensor:
-    """Area under the ROC curve of one batch; exact (``num_bins=None``) or over ``num_bins`` thresholds.
+    """The binned AUROC of histograms ``[L, K]``, reduced as ``average`` (binary and micro: a scalar).
 
-    Multiclass is one-vs-rest; ``average`` reduces the per-class or per-label values: ``"macro"``,
-    ``"weighted"`` (by the number of positives), ``"micro"`` (all one-vs-rest pairs pooled) or
-    ``"none"``. Labels without both positives and negatives are NaN and left out of the averages.
-    ``spacing`` lays out binned thresholds (:func:`binned_thresholds`); ``"linear"`` gives torchmetrics'
-    ``thresholds=num_bins`` value.
-
-    Raises:
-        TypeError, ValueError: bad arguments or inputs (see :func:`auroc_inputs_to_scores`).
-        RuntimeError: the AUROC is undefined (binary: no positive or no negative).
-
-    Example:
-        >>> import torch
-        >>> auroc(torch.tensor([0.1, 0.4, 0.35, 0.8]), torch.tensor([0, 0, 1, 1])).item()
-        0.75
-    """
-    check_choice(task, "task", TASKS)
-    check_choice(input, "input", INPUT_KINDS)
-    check_choice(average, "average", AVERAGES)
-    check_choice(spacing, "spacing", SPACINGS)
-    num_labels = check_num_labels(task, num_classes)
-    if num_bins is not None:
-        check_num_bins(num_bins, spacing)
-    scores, positives = auroc_inputs_to_scores(preds, target, task, num_labels, input)
-    if num_bins is not None:
-        log_odds = scores_are_log_odds(task, input)
-        neg, pos = scores_to_histograms(scores, positives, num_bins, spacing, log_odds=log_odds)
-        return histograms_to_average_auroc(neg, pos, task, average)
-    return exact_scores_to_average_auroc(scores, positives, task, average)
-
-
-def histograms_to_average_auroc(negatives: Tensor, positives: Tensor, task: Task, average: Average) -> Tensor:
-    """The binned AUROC of histograms ``[L, T]``, reduced as ``average`` (binary: a scalar).
-
-    Raises:
-        RuntimeError: undefined (no positive or no negative, for every label).
+    ``thresholds=None``: the bins of :func:`scores_to_histograms`, the curve closed from (0, 0) to (1, 1).
+    ``thresholds``: the groups of :func:`scores_to_threshold_histograms`, torchmetrics' curve through the points at
+    those thresholds. ``max_fpr`` (binary): the McClish-standardised partial AUROC. Undefined: ``undefined`` (NaN),
+    with a warning.
 
     Example:
         >>> import torch
         >>> histograms_to_average_auroc(torch.tensor([[2, 1, 0]]), torch.tensor([[0, 1, 2]]), "binary", "macro").item()
         0.9444444444444444
     """
-    if task == "binary" or average == "micro":
-        value = histograms_to_auroc(negatives.sum(dim=0), positives.sum(dim=0))
-        return _defined(value, int(positives.sum()), int(negatives.sum()))
-    return average_per_label(histograms_to_auroc(negatives, positives), positives.sum(dim=1), average)
+    pooled = task == "binary" or average == "micro"
+    if pooled:
+        negatives, positives = negatives.sum(dim=0, keepdim=True), positives.sum(dim=0, keepdim=True)
+    if thresholds is None:
+        fpr, tpr, _ = histograms_to_roc(negatives, positives, torch.zeros(negatives.shape[-1]))
+    else:
+        fpr, tpr, _ = threshold_histograms_to_roc(negatives, positives, thresholds)
+    # Defined by the counts: a curve of one point (one threshold, or no sample) has no NaN rate to show it.
+    defined = (negatives.sum(dim=1) > 0) & (positives.sum(dim=1) > 0)
+    if pooled:
+        value = roc_to_auroc(fpr[0], tpr[0], max_fpr)
+        return _binary_value(torch.where(defined[0], value, torch.nan), undefined)
+    values = torch.where(defined, roc_to_auroc(fpr, tpr), torch.nan)
+    return average_per_label(values, positives.sum(dim=1), average, undefined)
 
 
-def exact_scores_to_average_auroc(scores: Tensor, positives: Tensor, task: Task, average: Average) -> Tensor:
-    """The exact AUROC of scores and positives ``[n, L]``, reduced as ``average`` (binary: a scalar).
+def exact_scores_to_average_auroc(
+    scores: Tensor,
+    positives: Tensor,
+    task: Task,
+    average: Average | None,
+    *,
+    max_fpr: float | None = None,
+    undefined: float = math.nan,
+) -> Tensor:
+    """The exact AUROC of scores and positives ``[n, L]`` (NaN scores left out), reduced as ``average``.
 
-    Raises:
-        RuntimeError: undefined (no positive or no negative, for every label).
+    Binary and micro: a scalar; ``max_fpr`` (binary): the McClish-standardised partial AUROC. Undefined:
+    ``undefined`` (NaN), with a warning.
 
     Example:
         >>> import torch
@@ -525,19 +776,219 @@ def exact_scores_to_average_auroc(scores: Tensor, positives: Tensor, task: Task,
         >>> exact_scores_to_average_auroc(scores, positives, "binary", "macro")
         tensor(1., dtype=torch.float64)
     """
+
+    def area(label_scores: Tensor, label_positives: Tensor, limit: float | None = None) -> Tensor:
+        neg, pos, values = scores_to_tied_groups(label_scores, label_positives)
+        if int(neg.sum()) == 0 or int(pos.sum()) == 0:
+            return torch.full((), torch.nan, dtype=torch.float64, device=scores.device)
+        fpr, tpr, _ = histograms_to_roc(neg, pos, values)
+        return roc_to_auroc(fpr, tpr, limit)
+
     if task == "binary" or average == "micro":
-        neg, pos, _ = scores_to_tied_groups(scores.reshape(-1), positives.reshape(-1))
-        return _defined(histograms_to_auroc(neg, pos), int(pos.sum()), int(neg.sum()))
-    per_label = torch.stack(
-        [histograms_to_auroc(*scores_to_tied_groups(scores[:, j], positives[:, j])[:2]) for j in range(scores.shape[1])]
-    )
-    return average_per_label(per_label, positives.sum(dim=0), average)
+        return _binary_value(area(scores.reshape(-1), positives.reshape(-1), max_fpr), undefined)
+    per_label = torch.stack([area(scores[:, j], positives[:, j]) for j in range(scores.shape[1])])
+    valid_positives = (positives & ~torch.isnan(scores)).sum(dim=0)
+    return average_per_label(per_label, valid_positives, average, undefined)
 
 
-def _defined(value: Tensor, num_positives: int, num_negatives: int) -> Tensor:
-    if num_positives == 0 or num_negatives == 0:
-        raise RuntimeError(
-            f"The AUROC needs at least one positive and one negative, got {num_positives} positive(s) and "
-            f"{num_negatives} negative(s)."
+def check_max_fpr(max_fpr: object, task: str) -> float | None:
+    """Return ``max_fpr`` if it is ``None`` or a number in (0, 1] for a binary task, else raise.
+
+    Example:
+        >>> check_max_fpr(0.5, "multiclass")
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected `max_fpr` only for task='binary' (torchmetrics ignores it for other tasks), got \
+max_fpr=0.5 for task='multiclass'; drop it.
+    """
+    if max_fpr is None:
+        return None
+    if isinstance(max_fpr, bool) or not isinstance(max_fpr, (int, float)):
+        raise TypeError(
+            f"Expected `max_fpr` to be a float in (0, 1], got {max_fpr!r} of type {type(max_fpr).__name__}."
         )
-    return value
+    if not 0 < max_fpr <= 1:
+        raise ValueError(f"Expected `max_fpr` to be a float in (0, 1], got {max_fpr}.")
+    if task != "binary":
+        raise ValueError(
+            f"Expected `max_fpr` only for task='binary' (torchmetrics ignores it for other tasks), got "
+            f"max_fpr={max_fpr} for task={task!r}; drop it."
+        )
+    return float(max_fpr)
+
+
+def check_ignore_index(ignore_index: object) -> int | None:
+    """Return ``ignore_index`` if it is ``None`` or an int, else raise ``TypeError``."""
+    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
+        raise TypeError(f"Expected `ignore_index` to be None or an int, got {ignore_index!r}.")
+    return ignore_index
+
+
+def check_task_width(task: str, num_classes: object, num_labels: object) -> int:
+    """The number of score columns: 1 (binary), ``num_classes`` (multiclass) or ``num_labels`` (multilabel).
+
+    As torchmetrics, the count of the other tasks is ignored (``AUROC("binary", num_classes=2)`` is fine).
+
+    Example:
+        >>> check_task_width("multilabel", 3, None)
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected `num_labels` (an int >= 2) for task='multilabel', got None; `num_classes` counts the \
+classes of task='multiclass'.
+    """
+    check_choice(task, "task", TASKS)
+    if task == "binary":
+        return 1
+    name, value = ("num_classes", num_classes) if task == "multiclass" else ("num_labels", num_labels)
+    if value is None:
+        hint = "" if task == "multiclass" else "; `num_classes` counts the classes of task='multiclass'"
+        raise ValueError(f"Expected `{name}` (an int >= 2) for task={task!r}, got None{hint}.")
+    return check_positive_int(value, name, minimum=2)
+
+
+def auroc(
+    preds: Tensor,
+    target: Tensor,
+    task: Task = "binary",
+    thresholds: Thresholds = None,
+    num_classes: int | None = None,
+    num_labels: int | None = None,
+    average: Average | None = "macro",
+    max_fpr: float | None = None,
+    ignore_index: int | None = None,
+    validate_args: bool = True,
+    *,
+    num_bins: int = DEFAULT_NUM_BINS,
+    input: InputKind = "auto",
+    spacing: Spacing = DEFAULT_SPACING,
+    undefined: float = math.nan,
+) -> Tensor:
+    """Area under the ROC curve of one batch, with torchmetrics' arguments in its order; exact by default.
+
+    ``thresholds``: ``None`` (the default, as torchmetrics) ranks every score exactly (scikit-learn's
+    ``roc_auc_score``); an int ``T``, a list or a 1-D tensor give torchmetrics' binned value at those thresholds
+    (``T``: ``linspace(0, 1, T)``), its curve through the points at the thresholds; ``"binned"`` gives this
+    library's binned value over ``num_bins`` thresholds laid out by ``spacing`` (:func:`binned_thresholds`, the
+    default of the :class:`~lightning_genmetrics.metrics.AUROC` class), its curve closed from (0, 0) to (1, 1).
+    Multiclass is one-vs-rest; ``average`` reduces the per-class or per-label values: ``"macro"``, ``"weighted"``
+    (by the number of positives), ``"micro"`` (all one-vs-rest pairs pooled; torchmetrics has it for multilabel
+    only) or ``"none"``/``None``. ``max_fpr`` (binary only) gives the McClish-standardised partial AUROC over
+    ``[0, max_fpr]``. Targets equal to ``ignore_index`` are left out. Extra dimensions ``[N, C, ...]`` are
+    flattened into the batch. ``input="auto"`` applies torchmetrics' rule (any value outside [0, 1]: logits,
+    sigmoid or softmax); ``"probs"`` and ``"logits"`` declare it. A label without positives or negatives is
+    ``undefined`` (NaN; torchmetrics: 0, which ``undefined=0.0`` reproduces), warned about, and NaN is left out of
+    the averages. ``validate_args`` is accepted for
+    torchmetrics' signature; the checks always run (one pass over the batch).
+
+    Raises:
+        TypeError, ValueError: bad arguments or inputs (see :func:`auroc_inputs_to_scores`, :func:`resolve_thresholds`).
+
+    Example:
+        >>> import torch
+        >>> auroc(torch.tensor([0.1, 0.4, 0.35, 0.8]), torch.tensor([0, 0, 1, 1]), "binary").item()
+        0.75
+        >>> auroc(torch.tensor([0.1, 0.4, 0.35, 0.8]), torch.tensor([0, 0, 1, 1]), "binary", thresholds=5).item()
+        0.875
+    """
+    width = check_task_width(task, num_classes, num_labels)
+    check_choice(input, "input", INPUT_KINDS)
+    check_choice("none" if average is None else average, "average", AVERAGES)
+    max_fpr = check_max_fpr(max_fpr, task)
+    check_ignore_index(ignore_index)
+    check_bool(validate_args, "validate_args")
+    layout = resolve_thresholds(thresholds, num_bins, spacing)
+    scores, positives = auroc_inputs_to_scores(preds, target, task, width, input, ignore_index)
+    if layout is None:
+        return exact_scores_to_average_auroc(scores, positives, task, average, max_fpr=max_fpr, undefined=undefined)
+    log_odds = scores_are_log_odds(task, input)
+    if isinstance(layout, str):
+        neg, pos = scores_to_histograms(scores, positives, num_bins, spacing, log_odds=log_odds)
+        return histograms_to_average_auroc(neg, pos, task, average, max_fpr=max_fpr, undefined=undefined)
+    neg, pos = scores_to_threshold_histograms(scores, positives, layout, log_odds=log_odds)
+    return histograms_to_average_auroc(neg, pos, task, average, thresholds=layout, max_fpr=max_fpr, undefined=undefined)
+
+
+def binary_auroc(
+    preds: Tensor,
+    target: Tensor,
+    max_fpr: float | None = None,
+    thresholds: Thresholds = None,
+    ignore_index: int | None = None,
+    validate_args: bool = True,
+    *,
+    num_bins: int = DEFAULT_NUM_BINS,
+    input: InputKind = "auto",
+    spacing: Spacing = DEFAULT_SPACING,
+    undefined: float = math.nan,
+) -> Tensor:
+    """:func:`auroc` for a binary task, in torchmetrics' ``binary_auroc`` argument order.
+
+    Example:
+        >>> import torch
+        >>> binary_auroc(torch.tensor([0.0, 0.5, 0.7, 0.8]), torch.tensor([0, 1, 1, 0])).item()
+        0.5
+    """
+    return auroc(
+        preds, target, "binary", thresholds, None, None, "macro", max_fpr, ignore_index, validate_args,
+        num_bins=num_bins, input=input, spacing=spacing, undefined=undefined,
+    )  # fmt: skip
+
+
+def multiclass_auroc(
+    preds: Tensor,
+    target: Tensor,
+    num_classes: int,
+    average: Average | None = "macro",
+    thresholds: Thresholds = None,
+    ignore_index: int | None = None,
+    validate_args: bool = True,
+    *,
+    num_bins: int = DEFAULT_NUM_BINS,
+    input: InputKind = "auto",
+    spacing: Spacing = DEFAULT_SPACING,
+    undefined: float = math.nan,
+) -> Tensor:
+    """:func:`auroc` for a multiclass task (one-vs-rest), in torchmetrics' ``multiclass_auroc`` argument order.
+
+    Example:
+        >>> import torch
+        >>> preds = torch.tensor([[0.75, 0.05, 0.05, 0.05, 0.05], [0.05, 0.75, 0.05, 0.05, 0.05],
+        ...                       [0.05, 0.05, 0.75, 0.05, 0.05], [0.05, 0.05, 0.05, 0.75, 0.05]])
+        >>> [round(v, 4) for v in multiclass_auroc(preds, torch.tensor([0, 1, 3, 2]), 5, average=None).tolist()]
+        [1.0, 1.0, 0.3333, 0.3333, nan]
+        >>> round(multiclass_auroc(preds, torch.tensor([0, 1, 3, 2]), 5, undefined=0.0).item(), 4)  # torchmetrics'
+        0.5333
+    """
+    return auroc(
+        preds, target, "multiclass", thresholds, num_classes, None, average, None, ignore_index, validate_args,
+        num_bins=num_bins, input=input, spacing=spacing, undefined=undefined,
+    )  # fmt: skip
+
+
+def multilabel_auroc(
+    preds: Tensor,
+    target: Tensor,
+    num_labels: int,
+    average: Average | None = "macro",
+    thresholds: Thresholds = None,
+    ignore_index: int | None = None,
+    validate_args: bool = True,
+    *,
+    num_bins: int = DEFAULT_NUM_BINS,
+    input: InputKind = "auto",
+    spacing: Spacing = DEFAULT_SPACING,
+    undefined: float = math.nan,
+) -> Tensor:
+    """:func:`auroc` for a multilabel task, in torchmetrics' ``multilabel_auroc`` argument order.
+
+    Example:
+        >>> import torch
+        >>> preds = torch.tensor([[0.75, 0.05, 0.35], [0.45, 0.75, 0.05], [0.05, 0.55, 0.75], [0.05, 0.65, 0.05]])
+        >>> target = torch.tensor([[1, 0, 1], [0, 0, 0], [0, 1, 1], [1, 1, 1]])
+        >>> round(multilabel_auroc(preds, target, 3).item(), 4)
+        0.6528
+    """
+    return auroc(
+        preds, target, "multilabel", thresholds, None, num_labels, average, None, ignore_index, validate_args,
+        num_bins=num_bins, input=input, spacing=spacing, undefined=undefined,
+    )  # fmt: skip

@@ -36,6 +36,22 @@ def contiguous_split_index(n: int, splits: int, device: torch.device | str | Non
     return torch.div((positions + 1) * splits - 1, max(n, 1), rounding_mode="floor")
 
 
+def chunk_split_index(n: int, splits: int, device: torch.device | str | None = None) -> tuple[Tensor, int]:
+    """The split of each of ``n`` ordered samples cut as ``torch.chunk(splits)`` cuts them, and the number of splits.
+
+    ``torch.chunk`` makes chunks of ``ceil(n / splits)`` samples, the last one smaller, so it may make fewer
+    than ``splits`` chunks (``n = 9, splits = 4``: three chunks of three). This is how torchmetrics' Inception
+    Score splits its images.
+
+    Example:
+        >>> index, count = chunk_split_index(9, 4)
+        >>> index.tolist(), count
+        ([0, 0, 0, 1, 1, 1, 2, 2, 2], 3)
+    """
+    size = max(-(-n // splits), 1)
+    return torch.div(torch.arange(n, device=device), size, rounding_mode="floor"), -(-n // size)
+
+
 def keys_to_balanced_splits(keys: Tensor, splits: int) -> Tensor:
     """Splits by the rank of each sample's key: equal contiguous chunks of the ascending key order.
 
@@ -156,11 +172,11 @@ def logits_to_statistics(logits: Tensor, split_index: Tensor, splits: int) -> In
     return posteriors_to_statistics(*logits_to_posteriors(logits), split_index, splits)
 
 
-def statistics_to_inception_score(statistics: InceptionStatistics) -> tuple[Tensor, Tensor]:
-    """``(mean, std)`` over splits of the per-split Inception Score; std with ddof = 0.
+def statistics_to_inception_score(statistics: InceptionStatistics, *, correction: int = 0) -> tuple[Tensor, Tensor]:
+    """``(mean, std)`` over splits of the per-split Inception Score; std with ddof = ``correction``.
 
     ddof = 0 is what the original Inception Score code and torch-fidelity report (``np.std``);
-    torchmetrics reports ddof = 1.
+    torchmetrics reports ddof = 1 (``correction=1``; NaN for a single split, as torch's ``std``).
 
     Raises:
         RuntimeError: a split has no samples.
@@ -174,7 +190,7 @@ def statistics_to_inception_score(statistics: InceptionStatistics) -> tuple[Tens
     n = counts.to(torch.float64)
     marginal = sum_p / n[:, None]
     scores = torch.exp(sum_plogp / n - torch.special.xlogy(marginal, marginal).sum(dim=1))
-    return scores.mean(), scores.std(correction=0)
+    return scores.mean(), scores.std(correction=correction)
 
 
 def inception_score(logits: Tensor, splits: int = 10, *, split_index: Tensor | None = None) -> tuple[Tensor, Tensor]:

@@ -17,9 +17,11 @@ from torch import Tensor
 from lightning_genmetrics._checks import check_features, check_positive_int, check_positive_number
 
 
-def check_kernel_parameters(degree: Any, gamma: Any, coef0: Any) -> tuple[int, float | None, float]:
+def check_kernel_parameters(
+    degree: Any, gamma: Any, coef0: Any, *, offset_name: str = "coef0"
+) -> tuple[int, float | None, float]:
     """Validate the polynomial kernel's ``degree`` (int >= 1), ``gamma`` (``None`` or a finite number > 0) and
-    ``coef0`` (a finite number); return them as ``(int, float | None, float)``.
+    ``coef0`` (a finite number, named ``offset_name`` in errors); return them as ``(int, float | None, float)``.
 
     Raises:
         TypeError: a value that is not an int (``degree``) or not a real number (bools are refused).
@@ -37,9 +39,11 @@ def check_kernel_parameters(degree: Any, gamma: Any, coef0: Any) -> tuple[int, f
     if gamma is not None:
         gamma = check_positive_number(gamma, "gamma")
     if isinstance(coef0, bool) or not isinstance(coef0, (int, float)):
-        raise TypeError(f"Expected `coef0` to be a finite number, got {coef0!r} of type {type(coef0).__name__}.")
+        raise TypeError(
+            f"Expected `{offset_name}` to be a finite number, got {coef0!r} of type {type(coef0).__name__}."
+        )
     if not math.isfinite(coef0):
-        raise ValueError(f"Expected `coef0` to be a finite number, got {coef0}.")
+        raise ValueError(f"Expected `{offset_name}` to be a finite number, got {coef0}.")
     return degree, gamma, float(coef0)
 
 
@@ -96,16 +100,18 @@ def kernel_inception_distance(
     degree: int = 3,
     gamma: float | None = None,
     coef0: float = 1.0,
-    seed: int = 0,
+    seed: int | None = 0,
 ) -> tuple[Tensor, Tensor]:
-    """KID ``(mean, std)`` over ``subsets`` random subsets; std with ddof = 0 (as torch-fidelity).
+    """KID ``(mean, std)`` over ``subsets`` random subsets; std with ddof = 0 (as torch-fidelity and torchmetrics).
 
     Subset ``i`` takes the first ``subset_size`` entries of ``torch.randperm(n_real)`` and then of
     ``torch.randperm(n_fake)``, drawn in that order from one CPU ``torch.Generator`` seeded with
-    ``seed``. Computed in float64.
+    ``seed``, or with ``seed=None`` from torch's global generator, as torchmetrics draws them (so
+    after the same ``torch.manual_seed``, the same features in the same order give torchmetrics'
+    subsets). Computed in float64.
 
     Raises:
-        TypeError: features not floating tensors; a kernel parameter of the wrong type.
+        TypeError: features not floating tensors; a kernel parameter or ``seed`` of the wrong type.
         ValueError: bad shapes or NaN/Inf; ``subset_size`` < 2; ``degree < 1``, ``gamma`` not a finite
             number > 0, or ``coef0`` NaN or infinite.
         RuntimeError: fewer than ``subset_size`` samples on a side.
@@ -128,7 +134,9 @@ def kernel_inception_distance(
             f"KID needs at least subset_size={subset_size} samples on each side, got {real.shape[0]} real "
             f"and {fake.shape[0]} generated: add samples or lower `subset_size`."
         )
-    generator = torch.Generator().manual_seed(seed)
+    if seed is not None:
+        check_positive_int(seed, "seed", minimum=0)
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
     scores = torch.empty(subsets, dtype=torch.float64)
     for i in range(subsets):
         real_idx = torch.randperm(real.shape[0], generator=generator)[:subset_size].to(real.device)

@@ -1,16 +1,31 @@
-r"""Segmentation scores from a confusion matrix: IoU, Dice, pixel and class accuracy, precision, recall.
+r"""Segmentation scores: per image (torchmetrics' ``mean_iou``) and from a dataset's confusion matrix.
 
-The matrix ``M`` is ``[C, C]`` int64 with ``M[i, j]`` the number of pixels of true class ``i``
-predicted as ``j`` (rows are the ground truth, as in scikit-learn's ``confusion_matrix``). With
-``tp = diag M``, ``fp = colsum - tp`` and ``fn = rowsum - tp``, per class
+**Per image** (:func:`mean_iou`, the ``MeanIoU`` metric, torchmetrics' definitions). For image ``n``
+and class ``c``, ``IoU[n, c] = |P ∩ T| / |P ∪ T|`` over that image's pixels; a class absent from
+both the image's prediction and its truth (empty union) has no IoU there. :func:`mean_iou` returns
+the per-image values: ``[N, C]`` with -1 for such classes (``per_class=True``), or ``[N]``, each
+image's mean over its present classes. The ``MeanIoU`` metric keeps per class the sum of the IoUs
+of the images where the class is present and the number of those images; its ``per_class`` value
+is their ratio (-1 for a class never present), its scalar the sum of all those IoUs over the sum of
+the counts, i.e. the mean over every present (image, class) pair. That is torchmetrics' number, and
+it is neither the dataset-level mIoU nor the mean of the per-image mIoUs (which weights an image's
+classes by ``1 / (its number of present classes)``).
+
+**Dataset level** (:func:`segmentation_scores`, ``SegmentationMetrics``). The matrix ``M`` is
+``[C, C]`` int64 with ``M[i, j]`` the number of pixels of true class ``i`` predicted as ``j`` (rows
+are the ground truth, as in scikit-learn's ``confusion_matrix``). With ``tp = diag M``,
+``fp = colsum - tp`` and ``fn = rowsum - tp``, per class
 
 .. math:: \mathrm{IoU} = \frac{tp}{tp + fp + fn}, \quad \mathrm{Dice} = \frac{2\,tp}{2\,tp + fp + fn},
           \quad \mathrm{precision} = \frac{tp}{tp + fp}, \quad \mathrm{recall} = \frac{tp}{tp + fn};
 
 pixel accuracy is ``tr M / ΣM`` and mean class accuracy the mean recall. The matrix is a plain
-sum over pixels, so it merges exactly between batches and ranks; the means here are over the
-classes of the summed matrix (dataset level), not over images or batches. The per-image mean IoU
-(:func:`per_image_mean_iou`) is a different quantity: the mean over images of each image's mIoU.
+sum over pixels, so it merges exactly between batches and ranks; ``miou`` and ``mdice`` are
+means over the classes of the summed matrix (torchmetrics' ``MulticlassJaccardIndex`` and
+``MulticlassF1Score`` with ``average="macro"``), ``iou_micro``/``dice_micro`` pool the counts of
+all classes (``average="micro"``) and ``iou_weighted``/``dice_weighted`` weight each class by its
+number of true pixels (``average="weighted"``). :func:`per_image_mean_iou` is the mean over images
+of each image's mIoU (the mean of :func:`mean_iou`'s ``[N]`` values on label maps).
 
 **Absent classes.** A class that appears in neither the ground truth nor the prediction has
 IoU and Dice ``0/0``. By default (``absent_score=None``) it is reported as NaN and left out of
@@ -25,11 +40,15 @@ averages the recall of the classes present in the ground truth (scikit-learn's
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from torch import Tensor
 
-from lightning_genmetrics._checks import check_positive_int, check_tensor
+from lightning_genmetrics._checks import check_bool, check_positive_int, check_tensor
+
+InputFormat = Literal["one-hot", "index", "mixed"]
+INPUT_FORMATS = ("one-hot", "index", "mixed")
 
 
 def _is_integer(x: Tensor) -> bool:
@@ -182,8 +201,10 @@ def confusion_matrix_to_scores(
         ignore_index: a class index left out of every mean (when it lies in ``[0, C)``).
 
     Returns:
-        ``iou``, ``dice``, ``precision``, ``recall`` (per class, ``[C]``), ``miou``, ``mdice``,
-        ``pixel_accuracy`` and ``mean_class_accuracy`` (scalars).
+        ``iou``, ``dice``, ``precision``, ``recall`` (per class, ``[C]``); ``miou``, ``mdice`` (means
+        over classes), ``iou_micro``, ``dice_micro`` (pooled counts), ``iou_weighted``,
+        ``dice_weighted`` (weighted by true pixels), ``pixel_accuracy`` and ``mean_class_accuracy``
+        (scalars).
 
     Raises:
         RuntimeError: the matrix counts no pixel.
@@ -209,16 +230,49 @@ def confusion_matrix_to_scores(
         iou, dice = iou.nan_to_num(nan=absent_score), dice.nan_to_num(nan=absent_score)
         in_means = keep
     recall = _divide(tp, truth)
+    # Pooled (micro) and support-weighted scores: an absent class has no pixel, so it adds nothing to either.
+    pooled_tp, pooled_errors = tp[keep].sum(), (truth + predicted - 2 * tp)[keep].sum()
+    weights = truth[keep] / truth[keep].sum()
     return {
         "iou": iou,
         "miou": iou[in_means].mean(),
+        "iou_micro": pooled_tp / (pooled_tp + pooled_errors),
+        "iou_weighted": (weights * iou[keep].nan_to_num(nan=0.0)).sum(),
         "dice": dice,
         "mdice": dice[in_means].mean(),
+        "dice_micro": 2 * pooled_tp / (2 * pooled_tp + pooled_errors),
+        "dice_weighted": (weights * dice[keep].nan_to_num(nan=0.0)).sum(),
         "pixel_accuracy": tp.sum() / m.sum(),
         "mean_class_accuracy": recall[keep & (truth > 0)].mean(),
         "precision": _divide(tp, predicted),
         "recall": recall,
     }
+
+
+def labels_to_image_overlaps(pred_labels: Tensor, target_labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
+    """Per image and class, the int64 ``(intersection, union)`` pixel counts ``[N, C]`` of validated label maps.
+
+    Pixels with target label ``C`` (ignored) count in neither. Memory O(pixels + N·C): three
+    ``bincount`` s (intersection, true and predicted area), no ``N × C × pixels`` one-hot tensor.
+
+    Example:
+        >>> import torch
+        >>> intersection, union = labels_to_image_overlaps(torch.tensor([[0, 1, 1]]), torch.tensor([[0, 0, 1]]), 3)
+        >>> intersection.tolist(), union.tolist()
+        ([[1, 1, 0]], [[2, 2, 0]])
+    """
+    n = target_labels.shape[0]
+    rows = num_classes + 1
+    offsets = (torch.arange(n, device=target_labels.device) * rows).view(n, *([1] * (target_labels.ndim - 1)))
+    ignored = target_labels == num_classes
+    pred_rows = torch.where(ignored, num_classes, pred_labels)
+
+    def per_image(labels: Tensor) -> Tensor:
+        counts = torch.bincount((labels + offsets).reshape(-1), minlength=n * rows)
+        return counts.view(n, rows)[:, :num_classes].to(torch.int64)
+
+    intersection = per_image(torch.where(pred_rows == target_labels, target_labels, num_classes))
+    return intersection, per_image(target_labels) + per_image(pred_rows) - intersection
 
 
 def labels_to_image_iou_sums(
@@ -233,8 +287,7 @@ def labels_to_image_iou_sums(
 
     Each image's mIoU is the mean IoU over its classes present in its truth or prediction (with
     ``absent_score``: over all classes); images whose pixels are all ignored are not counted.
-    Memory O(pixels + N·C): per image and class, three ``bincount`` s (intersection, true and
-    predicted area), no ``N × C²`` tensor.
+    Memory as :func:`labels_to_image_overlaps`.
 
     Example:
         >>> import torch
@@ -244,26 +297,242 @@ def labels_to_image_iou_sums(
         (tensor(1.5833, dtype=torch.float64), tensor(2))
     """
     n = target_labels.shape[0]
-    rows = num_classes + 1
-    offsets = (torch.arange(n, device=target_labels.device) * rows).view(n, *([1] * (target_labels.ndim - 1)))
-    ignored = target_labels == num_classes
-    pred_rows = torch.where(ignored, num_classes, pred_labels)
-
-    def per_image(labels: Tensor) -> Tensor:
-        counts = torch.bincount((labels + offsets).reshape(-1), minlength=n * rows)
-        return counts.view(n, rows)[:, :num_classes].to(torch.float64)
-
-    intersection = per_image(torch.where(pred_rows == target_labels, target_labels, num_classes))
-    union = per_image(target_labels) + per_image(pred_rows) - intersection
-    iou = _divide(intersection, union)
+    intersection, union = labels_to_image_overlaps(pred_labels, target_labels, num_classes)
+    iou = _divide(intersection.to(torch.float64), union)
     keep = _mean_mask(num_classes, ignore_index, target_labels.device).expand(n, num_classes)
     if absent_score is None:
         in_means = keep & (union > 0)
     else:
         iou, in_means = iou.nan_to_num(nan=absent_score), keep
-    counted = (~ignored).reshape(n, -1).any(dim=1)
+    counted = (target_labels != num_classes).reshape(n, -1).any(dim=1)
     per_image_miou = torch.where(in_means, iou, 0.0).sum(dim=1) / in_means.sum(dim=1).clamp(min=1)
     return per_image_miou[counted].sum(), counted.sum().to(torch.int64)
+
+
+def check_mean_iou_arguments(
+    num_classes: object, include_background: object, per_class: object, input_format: object
+) -> None:
+    """Check torchmetrics' ``MeanIoU`` arguments; raise naming the argument and the value received."""
+    if num_classes is not None:
+        check_positive_int(num_classes, "num_classes")
+    check_bool(include_background, "include_background")
+    check_bool(per_class, "per_class")
+    if input_format not in INPUT_FORMATS:
+        raise ValueError(
+            f"Expected `input_format` to be one of {', '.join(map(repr, INPUT_FORMATS))}, got {input_format!r}."
+        )
+    if input_format == "index" and num_classes is None:
+        raise ValueError(
+            "Expected `num_classes` to be an int when `input_format` is 'index', got None: label maps do not say how "
+            "many classes there are."
+        )
+
+
+def _as_image_batch(x: Tensor) -> Tensor:
+    """torchmetrics reads an index-format tensor of one or two dimensions as one image: ``[1, 1, L]``, ``[1, H, W]``."""
+    return x.reshape(1, 1, -1) if x.ndim == 1 else (x.unsqueeze(0) if x.ndim == 2 else x)
+
+
+def _one_hot_side(x: Tensor, name: str, num_classes: int | None) -> tuple[Tensor, bool]:
+    """``(labels [N, ...], False)`` from scores (argmax over dim 1) or ``(bool masks [N, C, ...], True)``."""
+    if x.ndim < 3:
+        raise ValueError(
+            f"Expected one-hot `{name}` of shape [N, C, ...] with at least one spatial dimension, got shape "
+            f"{list(x.shape)}; for label maps pass input_format='index'."
+        )
+    if x.shape[1] == 0 or (num_classes is not None and x.shape[1] != num_classes):
+        expected = f"`num_classes` ({num_classes})" if num_classes is not None else "at least one"
+        raise ValueError(
+            f"Expected one-hot `{name}` to have {expected} classes in dim 1, got shape {list(x.shape)}; for label "
+            "maps [N, ...] pass input_format='index' (or 'mixed' with one-hot predictions and label-map targets)."
+        )
+    if x.is_floating_point():
+        nan = torch.isnan(x)
+        if bool(nan.any()):
+            raise ValueError(f"Expected `{name}` scores without NaN, got {int(nan.sum())} NaN value(s).")
+        return x.argmax(dim=1), False
+    if x.dtype == torch.bool:
+        return x, True
+    if not _is_integer(x):
+        raise TypeError(f"Expected one-hot `{name}` to be a bool, integer or floating tensor, got dtype {x.dtype}.")
+    if x.numel() and not bool(((x == 0) | (x == 1)).all()):
+        low, high = (int(v) for v in torch.aminmax(x))
+        raise ValueError(
+            f"Expected one-hot `{name}` to hold only 0 and 1, got values in [{low}, {high}]; for label maps pass "
+            "input_format='index'."
+        )
+    return x.bool(), True
+
+
+def _index_side(x: Tensor, name: str, num_classes: int) -> Tensor:
+    """Validated int64 label maps."""
+    if not _is_integer(x):
+        raise TypeError(f"Expected index `{name}` to be an integer tensor of class labels, got dtype {x.dtype}.")
+    labels = x.to(torch.int64)
+    if labels.numel():
+        low, high = (int(v) for v in torch.aminmax(labels))
+        if low < 0 or high >= num_classes:
+            raise _range_error(name, num_classes, low, high, None)
+    return labels
+
+
+def _shape_error(preds: Tensor, target: Tensor, input_format: str, expected: str) -> ValueError:
+    return ValueError(
+        f"Expected `preds` and `target` {expected} for input_format={input_format!r}, got shapes "
+        f"{list(preds.shape)} and {list(target.shape)}."
+    )
+
+
+def segmentation_inputs_to_image_overlaps(
+    preds: Tensor,
+    target: Tensor,
+    num_classes: int | None = None,
+    include_background: bool = True,
+    input_format: InputFormat = "one-hot",
+) -> tuple[Tensor, Tensor]:
+    """Per image and scored class, the int64 ``(intersection, union)`` pixel counts ``[N, C']`` of a batch.
+
+    The inputs are read as torchmetrics' ``MeanIoU`` reads them: ``"one-hot"``: both ``[N, C, ...]``
+    (bool or 0/1 integer masks, which may overlap; floating scores become their argmax);
+    ``"index"``: both label maps ``[N, ...]`` (one or two dimensions: a single image);
+    ``"mixed"``: one of each. ``include_background=False`` drops class 0 (when ``C > 1``), so
+    ``C' = C - 1``. Label maps on both sides are counted with ``bincount`` (no one-hot tensor).
+
+    Raises:
+        TypeError: non-tensor input or an unsupported dtype.
+        ValueError: shapes that do not fit the format, labels out of range, masks other than 0/1,
+            NaN scores, ``num_classes`` missing for ``"index"``.
+
+    Example:
+        >>> import torch
+        >>> preds = torch.tensor([[[1, 1, 0]], [[0, 0, 1]]]).bool().unsqueeze(0)  # [N=1, C=2, 1, 3]
+        >>> target = torch.tensor([[[1, 0, 0]], [[0, 1, 1]]]).bool().unsqueeze(0)
+        >>> segmentation_inputs_to_image_overlaps(preds, target)
+        (tensor([[1, 1]]), tensor([[2, 2]]))
+    """
+    check_tensor(preds, "preds")
+    check_tensor(target, "target")
+    if preds.ndim == 0 or target.ndim == 0:
+        raise _shape_error(preds, target, input_format, "with at least one dimension")
+    if input_format != "one-hot":
+        preds, target = _as_image_batch(preds), _as_image_batch(target)
+    if input_format == "one-hot":
+        if preds.shape != target.shape:
+            raise _shape_error(preds, target, input_format, "of the same shape [N, C, ...]")
+        (p, p_is_mask), (t, t_is_mask) = (
+            _one_hot_side(preds, "preds", num_classes),
+            _one_hot_side(target, "target", num_classes),
+        )
+        c = preds.shape[1]
+    elif input_format == "index":
+        if num_classes is None:
+            raise ValueError("Expected `num_classes` to be an int when `input_format` is 'index', got None.")
+        if preds.shape != target.shape:
+            raise _shape_error(preds, target, input_format, "label maps of the same shape [N, ...]")
+        c, p_is_mask, t_is_mask = num_classes, False, False
+        p, t = _index_side(preds, "preds", c), _index_side(target, "target", c)
+    else:
+        expected = "one one-hot [N, C, ...] and one label map [N, ...] of the same N and spatial shape"
+        if preds.ndim == target.ndim + 1 and preds.shape[:1] + preds.shape[2:] == target.shape:
+            p, p_is_mask = _one_hot_side(preds, "preds", num_classes)
+            c, t_is_mask = preds.shape[1], False
+            t = _index_side(target, "target", c)
+        elif target.ndim == preds.ndim + 1 and target.shape[:1] + target.shape[2:] == preds.shape:
+            t, t_is_mask = _one_hot_side(target, "target", num_classes)
+            c, p_is_mask = target.shape[1], False
+            p = _index_side(preds, "preds", c)
+        else:
+            raise _shape_error(preds, target, input_format, expected)
+    if not (p_is_mask or t_is_mask):
+        intersection, union = labels_to_image_overlaps(p, t, c)
+    else:
+        p, t = (x if is_mask else _labels_to_masks(x, c) for x, is_mask in ((p, p_is_mask), (t, t_is_mask)))
+        intersection = (p & t).flatten(2).sum(dim=2)
+        union = p.flatten(2).sum(dim=2) + t.flatten(2).sum(dim=2) - intersection
+    if not include_background and c > 1:
+        intersection, union = intersection[:, 1:], union[:, 1:]
+    return intersection, union
+
+
+def _labels_to_masks(labels: Tensor, num_classes: int) -> Tensor:
+    classes = torch.arange(num_classes, device=labels.device).view(1, num_classes, *([1] * (labels.ndim - 1)))
+    return labels.unsqueeze(1) == classes
+
+
+def overlaps_to_image_iou(intersection: Tensor, union: Tensor) -> Tensor:
+    """Per image and class IoU (float64), NaN where the class is absent from both (empty union)."""
+    return _divide(intersection.to(torch.float64), union)
+
+
+def overlaps_to_iou_sums(intersection: Tensor, union: Tensor) -> tuple[Tensor, Tensor]:
+    """Per class, the float64 sum of the IoUs of the images where it is present and the int64 number of them.
+
+    Example:
+        >>> import torch
+        >>> overlaps_to_iou_sums(torch.tensor([[1, 0], [2, 0]]), torch.tensor([[2, 0], [2, 1]]))
+        (tensor([1.5000, 0.0000], dtype=torch.float64), tensor([2, 1]))
+    """
+    present = union > 0
+    return overlaps_to_image_iou(intersection, union).nan_to_num(nan=0.0).sum(dim=0), present.sum(dim=0)
+
+
+def iou_sums_to_mean_iou(iou_sum: Tensor, present: Tensor, per_class: bool = False) -> Tensor:
+    """torchmetrics' ``MeanIoU`` value from :func:`overlaps_to_iou_sums` summed over batches (float64).
+
+    Per class (``per_class``): ``iou_sum / present``, -1 for a class never present; else one scalar,
+    ``Σ iou_sum / Σ present`` (the mean over present (image, class) pairs; NaN if there is none).
+
+    Example:
+        >>> import torch
+        >>> iou_sums_to_mean_iou(torch.tensor([1.5, 0.0], dtype=torch.float64), torch.tensor([2, 0]), per_class=True)
+        tensor([ 0.7500, -1.0000], dtype=torch.float64)
+    """
+    if per_class:
+        return _divide(iou_sum, present).nan_to_num(nan=-1.0)
+    return iou_sum.sum() / present.sum()
+
+
+def mean_iou(
+    preds: Tensor,
+    target: Tensor,
+    num_classes: int | None = None,
+    include_background: bool = True,
+    per_class: bool = False,
+    input_format: InputFormat = "one-hot",
+) -> Tensor:
+    """torchmetrics' ``mean_iou``: the IoU of every image (float64), not reduced over the images.
+
+    Args:
+        preds: predictions in ``input_format`` (see :func:`segmentation_inputs_to_image_overlaps`).
+        target: ground truth in ``input_format``.
+        num_classes: the number of classes; required for ``"index"``, else read from dim 1 of the
+            one-hot tensor(s).
+        include_background: score class 0 too.
+        per_class: return ``[N, C']`` (-1 for a class absent from an image's prediction and truth)
+            instead of ``[N]``, each image's mean over its present classes (NaN if none).
+        input_format: ``"one-hot"``, ``"index"`` or ``"mixed"``.
+
+    Raises:
+        TypeError, ValueError: bad arguments, or inputs as :func:`segmentation_inputs_to_image_overlaps`.
+
+    Example:
+        >>> import torch
+        >>> preds = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
+        >>> target = torch.tensor([[0, 0, 1, 0], [1, 1, 1, 1]])
+        >>> mean_iou(preds.unsqueeze(1), target.unsqueeze(1), 3, input_format="index")
+        tensor([0.5833, 1.0000], dtype=torch.float64)
+        >>> mean_iou(preds.unsqueeze(1), target.unsqueeze(1), 3, per_class=True, input_format="index")
+        tensor([[ 0.6667,  0.5000, -1.0000],
+                [-1.0000,  1.0000, -1.0000]], dtype=torch.float64)
+    """
+    check_mean_iou_arguments(num_classes, include_background, per_class, input_format)
+    intersection, union = segmentation_inputs_to_image_overlaps(
+        preds, target, num_classes, include_background, input_format
+    )
+    iou = overlaps_to_image_iou(intersection, union)
+    if per_class:
+        return iou.nan_to_num(nan=-1.0)
+    return iou.nansum(dim=-1) / (union > 0).sum(dim=-1)
 
 
 def per_image_mean_iou(

@@ -12,7 +12,14 @@ import torch
 from torch import Tensor, nn
 
 from lightning_genmetrics._checks import check_bool, check_features, check_finite, check_positive_int, check_tensor
-from lightning_genmetrics.features.extractor import ImageFeatures, InputRange
+from lightning_genmetrics.features.extractor import (
+    FeatureInput,
+    ImageFeatures,
+    InputRange,
+    check_input_img_size,
+    torchmetrics_input_range,
+    torchmetrics_weights_path,
+)
 from lightning_genmetrics.functional.frechet import _distance_from_root, _sqrt_rank, psd_sqrt
 from lightning_genmetrics.functional.moments import (
     Moments,
@@ -104,6 +111,8 @@ class FrechetDistance(SufficientStatisticMetric):
 
     higher_is_better = False
     plot_lower_bound = 0.0
+    # A one-batch distance means nothing and needs both sides: forward accumulates (see the base class).
+    _forward_accumulates_only = True
 
     def __init__(
         self,
@@ -380,31 +389,60 @@ class FrechetDistance(SufficientStatisticMetric):
 class FrechetInceptionDistance(FrechetDistance):
     """FID: the Fréchet distance between the features of real and generated images.
 
+    Takes torchmetrics 1.9's arguments in its order, with their meaning; the differences that remain
+    on purpose are the resize default (below) and what is noted under ``normalize``.
+
     Images are uint8 ``[N, C, H, W]`` (C = 1 or 3; grayscale is repeated to RGB), or floats in the
-    declared ``input_range``, which are mapped to uint8 by rounding and clamping (the FID protocol
-    quantises, so float and uint8 inputs of the same picture give the same value). The features
-    come from ``feature``: the standard FID InceptionV3 layer (``64``, ``192``, ``768`` or
-    ``2048``), or any ``nn.Module`` (see :class:`~lightning_genmetrics.features.ImageFeatures` for
-    what it receives). A module's feature size is read from its ``num_features`` attribute when it
-    has one, else fixed at the first update: no dummy forward pass is needed.
+    declared range (``normalize=True``: ``[0, 1]``; or ``input_range``). For the standard network,
+    floats are mapped to uint8 by rounding and clamping (the FID protocol quantises, so float and
+    uint8 inputs of the same picture give the same value). The features come from ``feature``: a
+    layer of the standard FID InceptionV3 (``64``, ``192``, ``768`` or ``2048``), or any
+    ``nn.Module``, which by default receives the images as they were passed to ``update``, as in
+    torchmetrics (``feature_input``; see :class:`~lightning_genmetrics.features.ImageFeatures`). A
+    module's feature size is read from its ``num_features`` attribute when it has one, else fixed
+    at the first update: no dummy forward pass is needed.
+
+    **Resize.** The standard network resizes to 299×299 by TensorFlow 1's bilinear resize, the
+    protocol of published FID numbers, torch-fidelity and pytorch-fid (``antialias=False``, the
+    default here); torchmetrics' default ``antialias=True`` resizes with PyTorch's antialiased
+    bilinear interpolation and gives its numbers.
+
+    ``forward`` accumulates the batch and returns ``None``: a one-batch FID means nothing, and needs
+    both sides (torchmetrics' ``forward`` raises on a one-sided batch).
 
     Args:
         feature: an Inception layer (int) or a feature-extractor module.
-        input_range: the value range of float images, ``(0, 1)`` or ``(-1, 1)``; ``None`` accepts
-            only uint8 images.
         reset_real_features: keep the real side across ``reset()`` when ``False``.
+        normalize: torchmetrics' switch: ``True`` for float images in ``[0, 1]`` (the same as
+            ``input_range=(0, 1)``), ``False`` for uint8. torchmetrics turns ``[0, 1]`` floats into
+            uint8 by truncating (``(x * 255).byte()``); here they are rounded: pass
+            ``(x * 255).byte()`` yourself to reproduce its number exactly.
+        input_img_size: torchmetrics' size of the dummy image it feeds a custom network without
+            ``num_features``; accepted and checked, with no effect here (the first update fixes the size).
+        feature_extractor_weights_path: torchmetrics' name for ``weights_path``.
+        antialias: resize for the standard network: ``False`` (default) the TF1 protocol, ``True``
+            torchmetrics' antialiased bilinear resize. No effect with a custom module, as in torchmetrics.
+        input_range: the value range of float images, ``(0, 1)`` or ``(-1, 1)``; ``None`` accepts
+            only uint8 images (unless ``normalize``).
+        feature_input: what a custom module receives: ``"as_given"`` (default, as torchmetrics: the
+            images passed to ``update``, uint8 or float) or ``"float"`` (float RGB in ``[0, 1]``).
         real_statistics: reference statistics (file or object) to use as the real side; their
             provenance must match this metric's extractor, weights, layer and resize protocol.
         allow_provenance_mismatch: accept ``real_statistics`` of another provenance anyway.
         weights_path: a local copy of the Inception weights (``feature`` int only).
         kwargs: passed to ``torchmetrics.Metric``.
 
+    Raises:
+        TypeError: an argument of the wrong type.
+        ValueError: an unknown layer, ``normalize=True`` with another ``input_range``, two different
+            weights files, a bad ``input_img_size`` or ``feature_input``.
+
     Example:
         >>> import torch
         >>> from torch import nn
         >>> _ = torch.manual_seed(0)
         >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        >>> fid = FrechetInceptionDistance(feature=net, input_range=(0, 1))
+        >>> fid = FrechetInceptionDistance(feature=net, normalize=True)
         >>> fid.update(torch.rand(16, 3, 8, 8), real=True)
         >>> fid.update(torch.rand(16, 3, 8, 8) ** 2, real=False)
         >>> fid.compute() > 0
@@ -414,16 +452,27 @@ class FrechetInceptionDistance(FrechetDistance):
     def __init__(
         self,
         feature: int | nn.Module = 2048,
+        reset_real_features: bool = True,
+        normalize: bool = False,
+        input_img_size: tuple[int, int, int] = (3, 299, 299),
+        feature_extractor_weights_path: str | None = None,
+        antialias: bool = False,
         *,
         input_range: InputRange | None = None,
-        reset_real_features: bool = True,
+        feature_input: FeatureInput = "as_given",
         real_statistics: StatisticsSource | None = None,
         allow_provenance_mismatch: bool = False,
         weights_path: str | None = None,
         **kwargs: Any,
     ) -> None:
+        check_input_img_size(input_img_size)
         extractor = ImageFeatures.resolve(
-            feature, input_range=input_range, weights_path=weights_path, layers=("64", "192", "768", "2048")
+            feature,
+            input_range=torchmetrics_input_range(normalize, input_range),
+            weights_path=torchmetrics_weights_path(weights_path, feature_extractor_weights_path),
+            antialias=antialias,
+            feature_input=feature_input,
+            layers=("64", "192", "768", "2048"),
         )
         super().__init__(extractor.num_features, reset_real_features=reset_real_features, **kwargs)
         self.extractor = extractor

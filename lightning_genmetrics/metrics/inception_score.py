@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from lightning_genmetrics._checks import check_positive_int
-from lightning_genmetrics.features.extractor import ImageFeatures, InputRange
+from lightning_genmetrics._checks import check_option, check_positive_int
+from lightning_genmetrics.features.extractor import FeatureInput, ImageFeatures, InputRange, torchmetrics_input_range
 from lightning_genmetrics.functional.inception_score import (
+    chunk_split_index,
     ids_to_balanced_splits,
     keys_to_balanced_splits,
     logits_to_posteriors,
@@ -27,6 +28,7 @@ _PENDING = ("pending_p", "pending_plogp", "pending_keys")
 # Content-keyed images stay per-sample (balanced splits) until there are this many per split; beyond, a split is
 # empty with probability at most splits·(1 - 1/splits)^(32·splits) < splits·e^-32 ≈ 1.3e-14·splits.
 BALANCED_IMAGES_PER_SPLIT = 32
+Sampling = Literal["seeded", "torchmetrics"]
 
 
 class InceptionScore(SufficientStatisticMetric):
@@ -62,21 +64,47 @@ class InceptionScore(SufficientStatisticMetric):
     all-reduces only: of the sums, and, while the ranks together hold fewer than ``balanced_limit``
     buffered rows, of those rows (each rank writes its own rows into a shared zero buffer).
 
+    **torchmetrics.** It keeps every image's logits, permutes them with ``torch.randperm`` from
+    torch's global generator, cuts them with ``torch.chunk`` (chunks of ``ceil(N / splits)``, so
+    possibly fewer than ``splits``) and reports the std with ddof = 1. ``sampling="torchmetrics"``
+    does exactly that (every image's posteriors kept in arrival order, over ranks rank 0's first), so
+    after the same ``torch.manual_seed`` the value is torchmetrics' to float rounding. The default's
+    mean estimates the same quantity; the splits differ, and so does the std's ddof (0 here).
+
+    ``forward`` accumulates the batch and returns ``None``, as the score of one batch is not the
+    metric's value.
+
     Args:
-        feature: ``"logits_unbiased"`` or ``"logits"`` of the standard FID InceptionV3, or a
-            classifier module whose output is taken as logits.
+        feature: ``"logits_unbiased"`` or ``"logits"`` of the standard FID InceptionV3 (or, as
+            torchmetrics allows, a pool layer ``64``, ``192``, ``768``, ``2048``), or a classifier
+            module whose output is taken as logits.
         splits: number of splits.
-        input_range: the range of float images, ``(0, 1)`` or ``(-1, 1)``; ``None`` accepts uint8 only.
+        normalize: torchmetrics' switch: ``True`` for float images in ``[0, 1]`` (the same as
+            ``input_range=(0, 1)``), ``False`` for uint8. torchmetrics truncates them to uint8
+            (``(x * 255).byte()``), also before a custom module; here they are rounded for the
+            standard network and a custom module gets them as given (pass ``(x * 255).byte()`` to match).
+        input_range: the range of float images, ``(0, 1)`` or ``(-1, 1)``; ``None`` accepts uint8 only
+            (unless ``normalize``).
+        feature_input: what a custom module receives: ``"as_given"`` (default: the images passed to
+            ``update``) or ``"float"`` (float RGB in ``[0, 1]``).
+        sampling: ``"seeded"`` (the default, above) or ``"torchmetrics"``.
+        antialias: resize of the standard network: ``False`` (default) the TF1 protocol of the original
+            Inception Score code and torch-fidelity, ``True`` torchmetrics' antialiased bilinear resize.
         seed: selects the split-assignment hash.
         weights_path: a local copy of the Inception weights (standard network only).
         kwargs: passed to ``torchmetrics.Metric``.
+
+    Raises:
+        TypeError: an argument of the wrong type.
+        ValueError: ``splits < 1``, an unknown layer, ``sampling`` or ``feature_input``, ``normalize=True``
+            with another ``input_range``.
 
     Example:
         >>> import torch
         >>> from torch import nn
         >>> _ = torch.manual_seed(0)
         >>> classifier = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
-        >>> metric = InceptionScore(feature=classifier, splits=2, input_range=(0, 1))
+        >>> metric = InceptionScore(classifier, 2, True)
         >>> metric.update(torch.rand(32, 3, 8, 8))
         >>> mean, std = metric.compute()
         >>> bool(1.0 <= mean <= 10.0)
@@ -85,13 +113,19 @@ class InceptionScore(SufficientStatisticMetric):
 
     higher_is_better = True
     plot_lower_bound = 1.0
+    # The score of one batch is not the metric's value: forward accumulates (see the base class).
+    _forward_accumulates_only = True
 
     def __init__(
         self,
-        feature: str | nn.Module = "logits_unbiased",
+        feature: str | int | nn.Module = "logits_unbiased",
         splits: int = 10,
+        normalize: bool = False,
         *,
         input_range: InputRange | None = None,
+        feature_input: FeatureInput = "as_given",
+        sampling: Sampling = "seeded",
+        antialias: bool = False,
         seed: int = 0,
         weights_path: str | None = None,
         **kwargs: Any,
@@ -99,10 +133,17 @@ class InceptionScore(SufficientStatisticMetric):
         super().__init__(**kwargs)
         self.splits = check_positive_int(splits, "splits")
         self.seed = check_positive_int(seed, "seed", minimum=0)
+        self.sampling: Sampling = check_option(sampling, "sampling", ("seeded", "torchmetrics"))  # type: ignore[assignment]
         self.extractor = ImageFeatures.resolve(
-            feature, input_range=input_range, weights_path=weights_path, layers=("logits_unbiased", "logits")
+            feature,
+            input_range=torchmetrics_input_range(normalize, input_range),
+            weights_path=weights_path,
+            antialias=antialias,
+            feature_input=feature_input,
+            layers=("logits_unbiased", "logits", "64", "192", "768", "2048"),
         )
-        self.balanced_limit = BALANCED_IMAGES_PER_SPLIT * splits
+        # torchmetrics' sampling keeps every image (pending rows keyed by arrival position, never folded).
+        self.balanced_limit = BALANCED_IMAGES_PER_SPLIT * splits if self.sampling == "seeded" else None
         c = self.extractor.num_features or 0
         self.add_state("split_n", torch.zeros(splits, dtype=torch.int64), dist_reduce_fx="sum")
         self.add_state("split_sum_p", torch.zeros(splits, c, dtype=torch.float64), dist_reduce_fx="sum")
@@ -144,8 +185,16 @@ class InceptionScore(SufficientStatisticMetric):
             ValueError: bad shapes, NaN/Inf, values out of range, or logits of another class count.
         """
         uint8 = self.extractor.prepare(images)
-        keys = image_keys(uint8, sample_ids, self.seed)  # also validates sample_ids
-        logits = self.extractor.extract(uint8)
+        if self.sampling == "torchmetrics":
+            if sample_ids is not None:
+                raise ValueError(
+                    "Got `sample_ids` with sampling='torchmetrics', which orders images by arrival as torchmetrics "
+                    "does: drop `sample_ids`, or use sampling='seeded'."
+                )
+            keys = self.hashed_n + torch.arange(uint8.shape[0], device=self.hashed_n.device)
+        else:
+            keys = image_keys(uint8, sample_ids, self.seed)  # also validates sample_ids
+        logits = self.extractor.extract(uint8, images)
         if self.num_classes is not None and logits.shape[1] != self.num_classes:
             raise ValueError(f"Expected logits with {self.num_classes} classes, got shape {tuple(logits.shape)}.")
         device = self.split_n.device
@@ -169,10 +218,22 @@ class InceptionScore(SufficientStatisticMetric):
         """
         if int(self.split_n.sum()) + self.pending_keys.shape[0] == 0:
             raise RuntimeError("InceptionScore has no images yet: call `update` before `compute`.")
+        if self.sampling == "torchmetrics":
+            return self._torchmetrics_score()
         split_index = keys_to_balanced_splits(self.pending_keys, self.splits)
         pending = posteriors_to_statistics(self.pending_p, self.pending_plogp, split_index, self.splits)
         folded = (self.split_n, self.split_sum_p, self.split_sum_plogp)
         return statistics_to_inception_score(tuple(a + b for a, b in zip(folded, pending, strict=True)))
+
+    def _torchmetrics_score(self) -> tuple[Tensor, Tensor]:
+        """torchmetrics' splits: a global-RNG permutation of the images in arrival order, cut by ``torch.chunk``."""
+        arrival = torch.sort(self.pending_keys, stable=True).indices
+        permutation = arrival[torch.randperm(arrival.shape[0]).to(arrival.device)]
+        split_index, splits = chunk_split_index(arrival.shape[0], self.splits, arrival.device)
+        statistics = posteriors_to_statistics(
+            self.pending_p[permutation], self.pending_plogp[permutation], split_index, splits
+        )
+        return statistics_to_inception_score(statistics, correction=1)
 
     def _add_to_splits(self, p: Tensor, plogp: Tensor, split_index: Tensor) -> None:
         counts, sum_p, sum_plogp = posteriors_to_statistics(p, plogp, split_index, self.splits)
@@ -182,16 +243,27 @@ class InceptionScore(SufficientStatisticMetric):
 
     def _fold_pending_if_due(self) -> None:
         """From ``balanced_limit`` content-keyed images on, move the buffered rows to split ``key mod splits``."""
-        if self.pending_keys.shape[0] == 0 or int(self.hashed_n) < self.balanced_limit:
+        if self.balanced_limit is None or self.pending_keys.shape[0] == 0 or int(self.hashed_n) < self.balanced_limit:
             return
         self._add_to_splits(self.pending_p, self.pending_plogp, torch.remainder(self.pending_keys, self.splits))
         for name in _PENDING:
             setattr(self, name, getattr(self, name)[:0])
 
+    def plot(self, val: Any = None, ax: Any = None) -> Any:
+        """Draw the mean Inception Score (``compute()[0]`` when ``val`` is None, or given values), as torchmetrics does.
+
+        Returns:
+            ``(figure, axes)``.
+        """
+        return super().plot(self.compute()[0] if val is None else val, ax)
+
     def _merge_state(self, other: dict[str, Any]) -> None:
         self._adopt_size(other["split_sum_p"].shape[1])
         if self.num_classes is None:
             return
+        if self.sampling == "torchmetrics":
+            # The other's images arrive after this one's.
+            other = {**other, "pending_keys": other["pending_keys"] + self.hashed_n.to(other["pending_keys"].device)}
         for name in (*_SUMS, "hashed_n"):
             setattr(self, name, getattr(self, name) + other[name].to(getattr(self, name).device))
         for name in _PENDING:
@@ -207,7 +279,10 @@ class InceptionScore(SufficientStatisticMetric):
         counts[rank], counts[world] = self.pending_keys.shape[0], self.hashed_n
         counts = all_reduce_sum(counts, group)
         self.hashed_n = counts[world]
-        if int(self.hashed_n) >= self.balanced_limit:
+        if self.sampling == "torchmetrics":
+            # Arrival positions are per rank: rank r's images come after those of ranks 0 .. r-1.
+            self.pending_keys = self.pending_keys + int(counts[:rank].sum())
+        if self.balanced_limit is not None and int(self.hashed_n) >= self.balanced_limit:
             self._fold_pending_if_due()
         else:
             self._share_pending_rows(counts[:world].tolist(), rank, group)

@@ -201,9 +201,9 @@ def test_per_metric_feature_extractors(tmp_path: Path) -> None:
     model = TinyGAN()
     make_trainer(tmp_path, [callback], max_epochs=1, logger=False).fit(model, train_loader())
     samples = sample_range(gan_sampler(model), 0, NUM_SAMPLES, seed=0, batch_size=10, device="cpu")
-    inception = InceptionScore(logits, splits=1, input_range=(-1, 1))
+    inception = InceptionScore(logits, splits=1, input_range=(-1, 1), feature_input="float")
     inception.update(samples, sample_ids=torch.arange(NUM_SAMPLES))
-    kid = KernelInceptionDistance(pool, subsets=4, subset_size=8, input_range=(-1, 1))
+    kid = KernelInceptionDistance(pool, subsets=4, subset_size=8, input_range=(-1, 1), feature_input="float")
     kid.update(CountingImages().images, real=True)
     kid.update(samples, real=False, sample_ids=torch.arange(NUM_SAMPLES))
     (record,) = callback.history
@@ -366,7 +366,7 @@ def test_reconstruction_metrics_of_a_vae(tmp_path: Path) -> None:
         reconstruct=reconstruct,
         reconstruction_data=DataLoader(TensorDataset(data[:, :, :8, :8]), batch_size=4),
         reconstruction_metrics=("ssim", "psnr"),
-        metric_kwargs={"ssim": {"kernel_size": 5, "sigma": 0.5}},
+        metric_kwargs={"ssim": {"sigma": 0.5, "border": "valid"}},
         real_input_range=(0, 1),
     )
     model = TinyVAE()
@@ -511,7 +511,7 @@ def test_reconstruction_inputs_outside_the_declared_range_are_refused(tmp_path: 
         reconstruct=reconstruct,
         reconstruction_data=DataLoader(TensorDataset(CountingImages().images), batch_size=8),  # [-1, 1]
         real_input_range=(0, 1),
-        metric_kwargs={"ssim": {"kernel_size": 3}},
+        metric_kwargs={"ssim": {"gaussian_kernel": False, "kernel_size": 3}},
     )
     with pytest.raises(ValueError, match=r"reconstruction inputs in the declared range \(0.0, 1.0\).*real_input_range"):
         make_trainer(tmp_path, [callback], max_epochs=1, logger=False).fit(TinyVAE(), train_loader())

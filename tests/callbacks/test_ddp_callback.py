@@ -67,7 +67,7 @@ def make_conditional_callback(out_dir: Path) -> RecordingCallback:
             TensorDataset(torch.rand(10, 3, 8, 8, generator=torch.Generator().manual_seed(3))), batch_size=4
         ),
         reconstruction_metrics=("ssim", "psnr"),
-        metric_kwargs={"ssim": {"kernel_size": 3}},
+        metric_kwargs={"ssim": {"gaussian_kernel": False, "kernel_size": 3}},
     )
     callback.out_dir = out_dir
     return callback

@@ -151,7 +151,7 @@ def test_invalid_real_sources(tmp_path: Path) -> None:
         GenerativeMetricsCallback(gan_sampler, DataLoader(CountingImages(), batch_size=4, shuffle=True))
     with pytest.raises(MisconfigurationException, match=r"missing\.npz"):
         GenerativeMetricsCallback(gan_sampler, tmp_path / "missing.npz")
-    fid = FrechetInceptionDistance(TinyFeatureNet(16, seed=5, declare=True))
+    fid = FrechetInceptionDistance(TinyFeatureNet(16, seed=5, declare=True), feature_input="float")
     fid.update(torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8), real=True)
     path = fid.save_real_statistics(tmp_path / "real.npz")
     with pytest.raises(MisconfigurationException, match="KID needs real features"):
@@ -198,8 +198,8 @@ def test_logs_scalars_and_images_and_checkpoint_monitors_fid(tmp_path: Path) -> 
 
     # The last value is FID/IS/KID of the final generator, computed here without the callback.
     net = TinyFeatureNet(16, seed=5, declare=True)
-    fid = FrechetInceptionDistance(net, input_range=(-1, 1))
-    inception = InceptionScore(net, splits=2, input_range=(-1, 1))
+    fid = FrechetInceptionDistance(net, input_range=(-1, 1), feature_input="float")
+    inception = InceptionScore(net, splits=2, input_range=(-1, 1), feature_input="float")
     fid.update(dataset.images, real=True)
     samples = sample_range(gan_sampler(model), 0, NUM_SAMPLES, seed=0, batch_size=10, device="cpu")
     fid.update(samples, real=False)

@@ -37,10 +37,10 @@ def _metrics() -> dict[str, torch.nn.Module]:
     return {
         "fd": FrechetDistance(D),
         "fd_lazy": FrechetDistance(),
-        "fid": FrechetInceptionDistance(net),
-        "is": InceptionScore(net, splits=4),
-        "kid_exact": KernelInceptionDistance(net, subsets=6, subset_size=50, max_samples=None),
-        "kid_reservoir": KernelInceptionDistance(net, subsets=6, subset_size=50, max_samples=80),
+        "fid": FrechetInceptionDistance(net, feature_input="float"),
+        "is": InceptionScore(net, splits=4, feature_input="float"),
+        "kid_exact": KernelInceptionDistance(net, subsets=6, subset_size=50, max_samples=None, feature_input="float"),
+        "kid_reservoir": KernelInceptionDistance(net, subsets=6, subset_size=50, max_samples=80, feature_input="float"),
     }
 
 

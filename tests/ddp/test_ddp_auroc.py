@@ -2,7 +2,9 @@
 
 ``ClassFidelity``'s exact AUROC (kept scores, gathered) equals scikit-learn's; its binned AUROC and the
 default ``"linear+logit"`` histograms (binary and multilabel logits binned on the log-odds axis) are
-all-reduced (no gather) and equal the one-process values and error bounds.
+all-reduced (no gather) and equal the one-process values and error bounds. In the same processes, the options
+torchmetrics users pass (``max_fpr``, ``ignore_index``, explicit ``thresholds``, extra dimensions, micro average),
+sharded 70/30 or all on rank 0, give the one-process value and torchmetrics' one-process value.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 from torch import nn
+from torchmetrics.classification import BinaryAUROC as TMBinaryAUROC
+from torchmetrics.classification import MulticlassAUROC as TMMulticlassAUROC
+from torchmetrics.classification import MultilabelAUROC as TMMultilabelAUROC
 
 from lightning_genmetrics.callbacks.conditional import ClassFidelity
-from lightning_genmetrics.metrics.auroc import AUROC
+from lightning_genmetrics.metrics.auroc import AUROC, BinaryAUROC, MulticlassAUROC, MultilabelAUROC
 from tests.ddp.harness import count_all_gathers, run_distributed
 
 pytestmark = pytest.mark.ddp
@@ -59,7 +64,7 @@ def _modules() -> dict[str, nn.Module]:
         "fidelity_exact": ClassFidelity(PrototypeClassifier(), NUM_CLASSES, (0.0, 1.0)),
         "fidelity_binned": ClassFidelity(PrototypeClassifier(), NUM_CLASSES, (0.0, 1.0), auroc_bins=2001),
         "binary_logits": AUROC("binary", input="logits"),
-        "multilabel_logits": AUROC("multilabel", 3, input="logits", average="none"),
+        "multilabel_logits": AUROC("multilabel", num_labels=3, input="logits", average="none"),
     }
 
 
@@ -95,6 +100,56 @@ def _values(modules: dict) -> dict[str, object]:
     return out
 
 
+def _option_metrics() -> dict:
+    return {
+        "exact, max_fpr, ignore_index": BinaryAUROC(0.4, None, -1),
+        "thresholds list": BinaryAUROC(thresholds=[0.1, 0.3, 0.5, 0.7, 0.9], ignore_index=-1),
+        "multiclass exact, extra dims": MulticlassAUROC(4, "weighted", None, -1),
+        "multilabel binned, ignore_index": MultilabelAUROC(3, "none", ignore_index=-1),
+        "multilabel int thresholds, micro (rank 1 empty)": MultilabelAUROC(3, "micro", 30, -1),
+    }
+
+
+TORCHMETRICS_OPTIONS = {
+    "exact, max_fpr, ignore_index": lambda: TMBinaryAUROC(0.4, None, -1),
+    "thresholds list": lambda: TMBinaryAUROC(thresholds=[0.1, 0.3, 0.5, 0.7, 0.9], ignore_index=-1),
+    "multiclass exact, extra dims": lambda: TMMulticlassAUROC(4, "weighted", None, -1),
+    "multilabel int thresholds, micro (rank 1 empty)": lambda: TMMultilabelAUROC(3, "micro", 30, -1),
+}
+
+
+def _option_data(seed: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    rng = np.random.default_rng(seed + 1)
+    binary_target = rng.integers(0, 2, 500)
+    multilabel_target = rng.integers(0, 2, (300, 3))
+    classes = rng.integers(0, 4, (90, 5))
+    return {
+        "binary": (
+            torch.from_numpy((rng.standard_normal(500) + binary_target).astype(np.float32)),
+            torch.from_numpy(np.where(rng.random(500) < 0.1, -1, binary_target)),
+        ),
+        "multiclass": (  # [N, C, 5] logits, [N, 5] targets
+            torch.from_numpy(rng.standard_normal((90, 4, 5)) + 2 * np.moveaxis(np.eye(4)[classes], -1, 1)),
+            torch.from_numpy(np.where(rng.random((90, 5)) < 0.1, -1, classes)),
+        ),
+        "multilabel": (
+            torch.from_numpy(rng.random((300, 3)) * 0.6 + 0.4 * multilabel_target),
+            torch.from_numpy(np.where(rng.random((300, 3)) < 0.1, -1, multilabel_target)),
+        ),
+    }
+
+
+def _option_feed(metrics: dict, data: dict, rank: int | None) -> None:
+    """``rank=None`` feeds everything; else rank 0 takes the first 70 % (the "rank 1 empty" metric: everything)."""
+    for name, metric in metrics.items():
+        preds, target = data[metric.task]
+        cut = round((1.0 if "rank 1 empty" in name else 0.7) * preds.shape[0])
+        if rank is not None:
+            preds, target = (preds[:cut], target[:cut]) if rank == 0 else (preds[cut:], target[cut:])
+        for p, t in zip(preds.split(64), target.split(64), strict=True):
+            metric.update(p, t)
+
+
 def _rank_main(rank: int, world_size: int, seed: int) -> dict:
     modules = _modules()
     _feed(modules, _data(seed), rank)
@@ -102,7 +157,13 @@ def _rank_main(rank: int, world_size: int, seed: int) -> dict:
     with count_all_gathers() as gathers:
         values = _values(binned)
     values.update(_values({"fidelity_exact": modules["fidelity_exact"]}))
-    return {"values": values, "binned_gathers": len(gathers)}
+    options = _option_metrics()
+    _option_feed(options, _option_data(seed), rank)
+    return {
+        "values": values,
+        "binned_gathers": len(gathers),
+        "options": {name: metric.compute() for name, metric in options.items()},
+    }
 
 
 def test_two_processes_give_the_one_process_values():
@@ -126,4 +187,17 @@ def test_two_processes_give_the_one_process_values():
         for name, value in expected.items():
             torch.testing.assert_close(
                 result["values"][name], value, rtol=1e-12, atol=1e-14, equal_nan=True, msg=f"{name} on rank {rank}"
+            )
+
+    option_data = _option_data(seed)
+    options = _option_metrics()
+    _option_feed(options, option_data, None)
+    for name, metric in options.items():
+        expected = metric.compute()
+        if name in TORCHMETRICS_OPTIONS:  # the exact and explicit-threshold modes: torchmetrics' number
+            reference = TORCHMETRICS_OPTIONS[name]()(*option_data[metric.task]).double()
+            torch.testing.assert_close(expected, reference, rtol=0, atol=1e-6, msg=name)
+        for rank, result in enumerate(results):
+            torch.testing.assert_close(
+                result["options"][name], expected, rtol=1e-12, atol=1e-14, msg=f"{name} on rank {rank}"
             )

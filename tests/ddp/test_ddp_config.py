@@ -59,7 +59,7 @@ def _mismatch_cases(rank: int, data: dict, group: Any) -> dict[tuple[str, str], 
     seg.update(_half(data["label_maps"], rank), _half(data["label_maps"], rank))
     binned = AUROC("binary", num_bins=101 if rank == 0 else 50)
     binned.update(_half(data["scores"], rank), _half(data["labels"], rank))
-    exact_or_binned = AUROC("multiclass", 3, num_bins=None if rank == 0 else 100)
+    exact_or_binned = AUROC("multiclass", None if rank == 0 else "binned", 3, num_bins=2001 if rank == 0 else 100)
     exact_or_binned.update(_half(data["probs"], rank), _half(data["classes"], rank))
     inception = InceptionScore(net, splits=10 if rank == 0 else 5, input_range=(0, 1))
     if rank == 0:  # rank 1 has seen nothing: its class count is still unknown
@@ -130,7 +130,7 @@ def _rank_main(rank: int, world_size: int, seed: int) -> dict:
 
     # The ranks still work together after the errors: an exact AUROC split 60/40, and a lazily sized
     # InceptionScore that only rank 0 fed (rank 1 is empty).
-    auroc = AUROC("binary", num_bins=None)
+    auroc = AUROC("binary", thresholds=None)
     auroc.update(_half(data["scores"], rank), _half(data["labels"], rank))
     inception = InceptionScore(TinyFeatureNet(num_features=6, seed=1), splits=3, input_range=(0, 1))
     if rank == 0:
@@ -171,7 +171,7 @@ def test_mismatched_configurations_raise_on_every_rank_and_matching_ones_still_m
 
 def test_configuration_holds_the_arguments_but_not_states_nor_torchmetrics_options():
     net = TinyFeatureNet(num_features=6, seed=1, declare=True)
-    arguments = {"subsets": 3, "subset_size": 4, "degree": 2, "gamma": 0.5, "coef0": 2.0, "max_samples": 9, "seed": 7}
+    arguments = {"subsets": 3, "subset_size": 4, "degree": 2, "gamma": 0.5, "coef": 2.0, "max_samples": 9, "seed": 7}
     kid = KernelInceptionDistance(net, **arguments, input_range=(-1, 1))
     configuration = kid._configuration()
     assert configuration["class"] == "lightning_genmetrics.metrics.kid.KernelInceptionDistance"
@@ -184,7 +184,7 @@ def test_configuration_holds_the_arguments_but_not_states_nor_torchmetrics_optio
     other.update(torch.rand(5, 3, 8, 8) * 2 - 1, real=True)
     assert other._configuration() == configuration
 
-    auroc_arguments = {"task": "multilabel", "num_classes": 3, "num_bins": None, "input": "logits", "average": "none"}
+    auroc_arguments = {"task": "multilabel", "num_labels": 3, "thresholds": None, "input": "logits", "average": "none"}
     auroc = AUROC(**auroc_arguments)._configuration()
     assert {name: auroc[name] for name in auroc_arguments} == auroc_arguments
     # The library's own modules inside a metric hold settings too.

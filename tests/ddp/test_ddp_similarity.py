@@ -31,8 +31,8 @@ def _metrics() -> dict[str, torch.nn.Module]:
     return {
         "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
         "ms_ssim": MultiScaleStructuralSimilarityIndexMeasure(data_range=1.0, betas=(0.3, 0.3, 0.4)),
-        "psnr_image": PeakSignalNoiseRatio(data_range=1.0),
-        "psnr_pixel": PeakSignalNoiseRatio(data_range=1.0, average="pixel"),
+        "psnr_image": PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3)),
+        "psnr_pixel": PeakSignalNoiseRatio(data_range=1.0),
         "lpips": lpips,
         "ssim_one_rank": StructuralSimilarityIndexMeasure(data_range=1.0, border="symmetric"),
     }
@@ -85,4 +85,48 @@ def test_two_processes_give_the_one_process_values():
             # LPIPS runs a float32 network: each rank's batches (and thread count) may change the last bits of
             # its features, so it gets float32 rounding; the sums themselves merge exactly.
             rtol = 1e-6 if name == "lpips" else 1e-12
+            torch.testing.assert_close(result["values"][name], value, rtol=rtol, atol=0, msg=f"{name} on rank {rank}")
+
+
+def _kept_metrics() -> dict[str, torch.nn.Module]:
+    lpips = LearnedPerceptualImagePatchSimilarity("squeeze", "none", True, pretrained=False)
+    lpips.network.load_state_dict(seeded_lpips_state("squeeze", seed=5))
+    return {
+        "psnr_none": PeakSignalNoiseRatio(1.0, reduction="none", dim=(1, 2, 3)),
+        "psnr_none_one_rank": PeakSignalNoiseRatio(1.0, reduction="none", dim=1),
+        "lpips_none": lpips,
+    }
+
+
+def _kept_rank_main(rank: int, world_size: int, seed: int) -> dict:
+    """Rank 0 takes the first 15 pairs, rank 1 the last 6 (``psnr_none_one_rank``: rank 0 only)."""
+    torch.set_num_threads(1)  # two processes share the cores
+    preds, target = _data(seed)
+    metrics = _kept_metrics()
+    shard = slice(0, 15) if rank == 0 else slice(15, None)
+    for name, metric in metrics.items():
+        if name == "psnr_none_one_rank" and rank == 1:
+            continue
+        for p, t in zip(preds[shard].split(4), target[shard].split(4), strict=True):
+            metric.update(p, t)
+    values = {name: metric.compute() for name, metric in metrics.items()}
+    local = {name: len(torch.cat(metric.values)) for name, metric in metrics.items() if metric.values}
+    return {"values": values, "local": local}
+
+
+def test_two_processes_gather_every_value_of_reduction_none_in_rank_order():
+    """``reduction="none"`` keeps one value per slice: gathered (uneven shards, one rank empty), rank 0's first."""
+    seed = int(np.random.SeedSequence().entropy % 2**32)
+    print(f"random seed: {seed}")
+    results = run_distributed(_kept_rank_main, world_size=2, timeout=180, seed=seed)
+    preds, target = _data(seed)
+    expected = {}
+    for name, metric in _kept_metrics().items():
+        rows = slice(0, 15) if name == "psnr_none_one_rank" else slice(None)
+        metric.update(preds[rows], target[rows])
+        expected[name] = metric.compute()
+    for rank, result in enumerate(results):
+        assert result["local"]["psnr_none"] == (15 if rank == 0 else 6), "compute() must keep the local values"
+        for name, value in expected.items():
+            rtol = 1e-6 if name == "lpips_none" else 1e-12
             torch.testing.assert_close(result["values"][name], value, rtol=rtol, atol=0, msg=f"{name} on rank {rank}")

@@ -72,8 +72,10 @@ def test_binned_matches_torchmetrics_for_the_same_thresholds(rng, num_bins):
     torch.testing.assert_close(thresholds[1:], ref_thresholds.double(), rtol=0, atol=0)
     reference = TorchmetricsBinaryAUROC(thresholds=num_bins)
     reference.update(preds, labels)
-    value = auroc(preds, labels, num_bins=num_bins, spacing="linear")
+    value = auroc(preds, labels, thresholds="binned", num_bins=num_bins, spacing="linear")
     assert value.item() == pytest.approx(reference.compute().item(), abs=1e-6)
+    # thresholds=T: torchmetrics' own binned value (its curve starts at the threshold 1), to float32 rounding.
+    assert auroc(preds, labels, thresholds=num_bins).item() == pytest.approx(reference.compute().item(), abs=1e-6)
 
 
 def test_binned_and_torchmetrics_differ_only_by_the_start_at_score_one():
@@ -189,9 +191,9 @@ def test_linear_logit_refines_linear_with_half_the_thresholds(rng, num_bins):
 def test_binned_binary_logits_keep_their_order_beyond_sigmoid_saturation():
     logits = torch.tensor([40.0, 45.0, 50.0, -3.0], dtype=torch.float64)  # sigmoid is 1.0 for the first three
     target = torch.tensor([0, 1, 1, 0])
-    assert auroc(logits, target, num_bins=2001, input="logits").item() == 1.0
+    assert auroc(logits, target, thresholds="binned", input="logits").item() == 1.0
     # The linear layout bins sigmoid(logits): the three share the bin of p = 1.
-    assert auroc(logits, target, num_bins=2001, input="logits", spacing="linear").item() == 0.75
+    assert auroc(logits, target, thresholds="binned", input="logits", spacing="linear").item() == 0.75
 
 
 @pytest.mark.parametrize("average", ["macro", "weighted", "micro"])
@@ -202,7 +204,7 @@ def test_multiclass_one_vs_rest_matches_sklearn(rng, average, input_kind):
     logits[np.arange(600), target] += 1.0
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     preds = torch.from_numpy(logits if input_kind == "logits" else probs)
-    value = auroc(preds, torch.from_numpy(target), "multiclass", 4, input=input_kind, average=average)
+    value = auroc(preds, torch.from_numpy(target), "multiclass", num_classes=4, input=input_kind, average=average)
     expected = roc_auc_score(target, probs, multi_class="ovr", average=average, labels=range(4))
     assert abs(value.item() - expected) <= 1e-12
 
@@ -211,7 +213,7 @@ def test_multiclass_one_vs_rest_matches_sklearn(rng, average, input_kind):
 def test_multilabel_matches_sklearn(rng, average):
     scores = np.round(rng.random((500, 3)), 2)
     target = (rng.random((500, 3)) < scores * 0.8 + 0.1).astype(np.int64)
-    value = auroc(torch.from_numpy(scores), torch.from_numpy(target), "multilabel", 3, average=average or "none")
+    value = auroc(torch.from_numpy(scores), torch.from_numpy(target), "multilabel", num_labels=3, average=average)
     np.testing.assert_allclose(value.numpy(), roc_auc_score(target, scores, average=average), rtol=0, atol=1e-12)
 
 
@@ -219,12 +221,17 @@ def test_labels_without_both_classes_are_left_out_of_averages(rng):
     scores = torch.from_numpy(rng.random((50, 3)))
     target = torch.from_numpy(rng.integers(0, 2, (50, 3)))
     target[:, 1] = 1  # no negatives for label 1
-    per_label = auroc(scores, target, "multilabel", 3, average="none")
+    with pytest.warns(UserWarning, match=r"undefined \(NaN\) for label\(s\) \[1\]"):
+        per_label = auroc(scores, target, "multilabel", num_labels=3, average="none")
     assert torch.isnan(per_label[1])
-    macro = auroc(scores, target, "multilabel", 3)
+    with pytest.warns(UserWarning, match="torchmetrics reports 0"):
+        macro = auroc(scores, target, "multilabel", num_labels=3)
     assert macro.item() == pytest.approx(per_label[[0, 2]].mean().item(), rel=1e-14)
-    with pytest.raises(RuntimeError, match="at least one positive and one negative, got 50 positive"):
-        auroc(scores[:, 1], target[:, 1])
+    with pytest.warns(UserWarning, match="undefined"):
+        assert torch.isnan(auroc(scores[:, 1], target[:, 1]))
+    with pytest.warns(UserWarning, match="undefined"):  # undefined=0.0: torchmetrics' 0, counted in the mean
+        zero = auroc(scores, target, "multilabel", num_labels=3, undefined=0.0)
+    assert zero.item() == pytest.approx(per_label[[0, 2]].sum().item() / 3, rel=1e-14)
 
 
 def test_binary_logits_are_ranked_without_sigmoid_saturation():
@@ -285,11 +292,11 @@ def test_property_exact_and_binned_against_sklearn(n, levels, num_bins, spacing,
         (
             torch.tensor([0.2, 1.5]),
             torch.tensor([0, 1]),
-            {},
+            {"input": "probs"},
             ValueError,
             r"probabilities in \[0, 1\] \(input='probs'\), got 1 value\(s\) outside, in \[0.2, 1.5\]",
         ),
-        (torch.tensor([-0.1, 0.5]), torch.tensor([0, 1]), {}, ValueError, "input='logits'"),
+        (torch.tensor([-0.1, 0.5]), torch.tensor([0, 1]), {"input": "probs"}, ValueError, "input='logits'"),
         (
             torch.tensor([0.2, 0.5]),
             torch.tensor([0, 2]),
@@ -298,7 +305,7 @@ def test_property_exact_and_binned_against_sklearn(n, levels, num_bins, spacing,
             r"`target` labels in \[0, 1\] for task='binary', got values in \[0, 2\]",
         ),
         (torch.tensor([0.2, 0.5]), torch.tensor([0.0, 1.0]), {}, TypeError, "`target` to be an integer or bool"),
-        (torch.tensor([0, 1]), torch.tensor([0, 1]), {}, TypeError, "`preds` to be a floating point"),
+        (torch.tensor([0, 1], dtype=torch.complex64), torch.tensor([0, 1]), {}, TypeError, "`preds` to be a real"),
         (
             torch.tensor([0.2, 0.5]),
             torch.tensor([0, 1, 1]),
@@ -318,21 +325,21 @@ def test_property_exact_and_binned_against_sklearn(n, levels, num_bins, spacing,
             torch.tensor([0, 1, 1, 0]),
             {"task": "multiclass", "num_classes": 3},
             ValueError,
-            r"\[N, 3\] and \[N\]",
+            r"\[N, 3, ...\] and \[N, ...\]",
         ),
         (
             torch.rand(4, 3),
             torch.zeros(4, 2, dtype=torch.int64),
-            {"task": "multilabel", "num_classes": 3},
+            {"task": "multilabel", "num_labels": 3},
             ValueError,
-            r"\[N, 3\]",
+            r"\[N, 3, ...\] both",
         ),
         (
             torch.rand(4),
             torch.zeros(4, dtype=torch.int64),
-            {"task": "binary", "num_classes": 2},
+            {"task": "multilabel", "num_classes": 3},
             ValueError,
-            "`num_classes` to be None",
+            "`num_labels` \\(an int >= 2\\) for task='multilabel', got None; `num_classes` counts the classes",
         ),
         (
             torch.rand(4, 3),
@@ -352,25 +359,31 @@ def test_property_exact_and_binned_against_sklearn(n, levels, num_bins, spacing,
         (
             torch.rand(4),
             torch.zeros(4, dtype=torch.int64),
-            {"num_bins": 3},
+            {"thresholds": "binned", "num_bins": 3},
             ValueError,
             "`num_bins` to be an int >= 4 for spacing='linear\\+logit', got 3",
         ),
         (
             torch.rand(4),
             torch.zeros(4, dtype=torch.int64),
-            {"num_bins": 1, "spacing": "linear"},
+            {"thresholds": "binned", "num_bins": 1, "spacing": "linear"},
             ValueError,
             "`num_bins` to be an int >= 2 for spacing='linear', got 1",
         ),
         (
             torch.rand(4),
             torch.zeros(4, dtype=torch.int64),
-            {"num_bins": 10, "spacing": "log"},
+            {"thresholds": "binned", "num_bins": 10, "spacing": "log"},
             ValueError,
             "`spacing` to be one of 'linear', 'linear\\+logit'; got 'log'",
         ),
-        (torch.rand(4), torch.zeros(4, dtype=torch.int64), {"num_bins": 10.0}, TypeError, "`num_bins` to be an int"),
+        (
+            torch.rand(4),
+            torch.zeros(4, dtype=torch.int64),
+            {"thresholds": "binned", "num_bins": 10.0},
+            TypeError,
+            "`num_bins` to be an int",
+        ),
     ],
 )
 def test_bad_inputs(preds, target, kwargs, error, match):

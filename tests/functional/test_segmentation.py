@@ -18,6 +18,7 @@ from sklearn.metrics import (
 from lightning_genmetrics.functional.segmentation import (
     confusion_matrix_to_scores,
     labels_to_confusion_matrix,
+    mean_iou,
     per_image_mean_iou,
     segmentation_inputs_to_labels,
     segmentation_scores,
@@ -39,6 +40,10 @@ def _sklearn_scores(target: np.ndarray, pred: np.ndarray, num_classes: int) -> d
             "recall": recall_score(y, p, labels=everything, average=None, zero_division=np.nan),
             "miou": jaccard_score(y, p, average="macro"),
             "mdice": f1_score(y, p, average="macro"),
+            "iou_micro": jaccard_score(y, p, average="micro"),
+            "iou_weighted": jaccard_score(y, p, average="weighted"),
+            "dice_micro": f1_score(y, p, average="micro"),
+            "dice_weighted": f1_score(y, p, average="weighted"),
             "pixel_accuracy": accuracy_score(y, p),
             "mean_class_accuracy": balanced_accuracy_score(y, p),
         }
@@ -47,7 +52,16 @@ def _sklearn_scores(target: np.ndarray, pred: np.ndarray, num_classes: int) -> d
 def _compare(scores: dict, reference: dict) -> None:
     for name in ("iou", "dice", "precision", "recall"):
         np.testing.assert_allclose(scores[name].numpy(), reference[name], rtol=1e-12, atol=0, err_msg=name)
-    for name in ("miou", "mdice", "pixel_accuracy", "mean_class_accuracy"):
+    for name in (
+        "miou",
+        "mdice",
+        "iou_micro",
+        "iou_weighted",
+        "dice_micro",
+        "dice_weighted",
+        "pixel_accuracy",
+        "mean_class_accuracy",
+    ):
         assert scores[name].item() == pytest.approx(reference[name], rel=1e-12, abs=0), name
 
 
@@ -220,3 +234,112 @@ def test_bad_arguments(kwargs, error, match):
     arguments = {"num_classes": 3, **kwargs}
     with pytest.raises(error, match=match):
         segmentation_scores(torch.tensor([[0, 1]]), torch.tensor([[0, 1]]), **arguments)
+
+
+# mean_iou: torchmetrics' per-image IoU -----------------------------------------------------------------------------
+
+
+def _reference_image_iou(pred_masks: np.ndarray, target_masks: np.ndarray) -> np.ndarray:
+    """``[N, C]`` IoU of bool masks ``[N, C, ...]`` by loops, NaN where a class is in neither."""
+    n, c = pred_masks.shape[:2]
+    iou = np.full((n, c), np.nan)
+    for i in range(n):
+        for k in range(c):
+            union = np.sum(pred_masks[i, k] | target_masks[i, k])
+            if union:
+                iou[i, k] = np.sum(pred_masks[i, k] & target_masks[i, k]) / union
+    return iou
+
+
+def _masks(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    return np.stack([labels == k for k in range(num_classes)], axis=1)
+
+
+@pytest.mark.parametrize("spatial", [(6, 5), (3, 4, 5)], ids=["2d", "3d"])
+@pytest.mark.parametrize("input_format", ["one-hot", "index", "mixed"])
+@pytest.mark.parametrize("include_background", [True, False])
+def test_mean_iou_matches_loops_over_images_and_classes(rng, spatial, input_format, include_background):
+    num_classes, n = 4, 5
+    target = rng.integers(0, num_classes, (n, *spatial))
+    target[:2] = np.minimum(target[:2], 1)  # classes 2 and 3 absent from the first images' truth
+    pred = np.where(rng.random(target.shape) < 0.6, target, rng.integers(0, num_classes, target.shape))
+    pred_masks, target_masks = _masks(pred, num_classes), _masks(target, num_classes)
+    if input_format == "one-hot":  # overlapping 0/1 masks: not one label per pixel
+        pred_masks = rng.random(pred_masks.shape) < 0.4
+        preds, targets = torch.from_numpy(pred_masks.astype(np.int64)), torch.from_numpy(target_masks)
+    elif input_format == "index":
+        preds, targets = torch.from_numpy(pred), torch.from_numpy(target)
+    else:
+        logits = rng.standard_normal(pred_masks.shape) + 3.0 * pred_masks
+        pred_masks = _masks(logits.argmax(axis=1), num_classes)
+        preds, targets = torch.from_numpy(logits), torch.from_numpy(target)
+    expected = _reference_image_iou(pred_masks, target_masks)[:, 0 if include_background else 1 :]
+    given = num_classes if input_format == "index" else None
+    per_class = mean_iou(preds, targets, given, include_background, True, input_format)
+    np.testing.assert_allclose(per_class.numpy(), np.nan_to_num(expected, nan=-1.0), rtol=1e-14)
+    per_image = mean_iou(preds, targets, given, include_background, False, input_format)
+    np.testing.assert_allclose(per_image.numpy(), np.nanmean(expected, axis=1), rtol=1e-14)
+    assert per_class.dtype == per_image.dtype == torch.float64
+
+
+@pytest.mark.parametrize(
+    ("preds", "target", "arguments", "error", "match"),
+    [
+        (torch.zeros(2, 3, 4), torch.zeros(2, 3, 5), {}, ValueError, r"same shape \[N, C, ...\].*\[2, 3, 4\]"),
+        (torch.zeros(2, 3), torch.zeros(2, 3), {}, ValueError, "at least one spatial dimension"),
+        (torch.full((1, 2, 2), 2), torch.ones(1, 2, 2), {}, ValueError, "only 0 and 1, got values in"),
+        (
+            torch.zeros(1, 2, 3, dtype=torch.bool),
+            torch.zeros(1, 2, 3, dtype=torch.bool),
+            {"num_classes": 3},
+            ValueError,
+            r"`num_classes` \(3\) classes in dim 1",
+        ),
+        (
+            torch.tensor([[[0, 3]]]),
+            torch.tensor([[[0, 1]]]),
+            {"num_classes": 3, "input_format": "index"},
+            ValueError,
+            r"`preds` class labels in \[0, 3\)",
+        ),
+        (
+            torch.tensor([[[0.0, 1.0]]]),
+            torch.tensor([[[0, 1]]]),
+            {"num_classes": 3, "input_format": "index"},
+            TypeError,
+            "integer tensor of class labels",
+        ),
+        (
+            torch.rand(2, 3, 4, 4),
+            torch.zeros(2, 4, 5, dtype=torch.int64),
+            {"input_format": "mixed"},
+            ValueError,
+            "one one-hot",
+        ),
+        (
+            torch.rand(2, 3, 4, 4),
+            torch.full((2, 4, 4), 3),
+            {"input_format": "mixed"},
+            ValueError,
+            r"`target` class labels in \[0, 3\)",
+        ),
+        (
+            torch.full((1, 2, 3, 2), float("nan")),
+            torch.zeros(1, 3, 2, dtype=torch.int64),
+            {"input_format": "mixed"},
+            ValueError,
+            "NaN",
+        ),
+        (
+            torch.zeros(1, 2, 3),
+            torch.zeros(1, 2, 3),
+            {"input_format": "onehot"},
+            ValueError,
+            "`input_format` to be one of",
+        ),
+        (torch.zeros(1, 2, 3), torch.zeros(1, 2, 3), {"per_class": 1}, TypeError, "`per_class` to be a bool"),
+    ],
+)
+def test_mean_iou_bad_inputs(preds, target, arguments, error, match):
+    with pytest.raises(error, match=match):
+        mean_iou(preds, target, **arguments)

@@ -24,6 +24,11 @@ def _assert_same_state(metric, before):
             assert torch.equal(value, after[name]), name
 
 
+def _mode(num_bins):
+    """The exact mode for ``None``, else the library's binned mode with ``num_bins`` thresholds."""
+    return {"thresholds": None} if num_bins is None else {"num_bins": num_bins}
+
+
 def _binary(rng, n):
     target = rng.integers(0, 2, n)
     target[:2] = [0, 1]
@@ -48,7 +53,7 @@ def _feed(metric, preds, target, rng):
 @pytest.mark.parametrize("num_bins", [None, 1000])
 def test_binary_batches_match_sklearn_and_torchmetrics(rng, num_bins):
     preds, target = _binary(rng, 3000)
-    metric = AUROC("binary", num_bins=num_bins, spacing="linear")
+    metric = AUROC("binary", **_mode(num_bins), **({} if num_bins is None else {"spacing": "linear"}))
     _feed(metric, preds, target, rng)
     value = metric.compute()
     if num_bins is None:
@@ -74,7 +79,7 @@ def test_at_threshold_matches_sklearn(rng, num_bins):
     from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
     preds, target = _binary(rng, 800)
-    metric = BinaryAUROC(num_bins=num_bins)
+    metric = BinaryAUROC(**_mode(num_bins))
     metric.update(preds, target)
     out = metric.at_threshold(0.5)
     # On the grid of 1001 thresholds, up to float32 rounding (torch.linspace gives 0.49999997).
@@ -100,7 +105,7 @@ def test_binned_at_threshold_uses_the_nearest_grid_threshold(rng):
 @pytest.mark.parametrize("average", ["macro", "weighted", "micro", "none"])
 def test_multiclass_logits_match_sklearn(rng, average):
     logits, target = _multiclass(rng, 900, 5)
-    metric = MulticlassAUROC(5, num_bins=None, input="logits", average=average)
+    metric = MulticlassAUROC(5, average, None, input="logits")
     _feed(metric, logits, target, rng)
     probs = torch.softmax(logits, dim=1).numpy()
     expected = roc_auc_score(target.numpy(), probs, multi_class="ovr", average=None if average == "none" else average)
@@ -110,7 +115,7 @@ def test_multiclass_logits_match_sklearn(rng, average):
 def test_multiclass_binned_matches_torchmetrics(rng):
     logits, target = _multiclass(rng, 900, 4)
     probs = torch.softmax(logits.float(), dim=1)
-    metric = AUROC("multiclass", 4, num_bins=200, average="none", spacing="linear")
+    metric = AUROC("multiclass", num_classes=4, num_bins=200, average="none", spacing="linear")
     metric.update(probs, target)
     reference = TorchmetricsMulticlassAUROC(4, thresholds=200, average="none")
     reference.update(probs, target)
@@ -123,7 +128,7 @@ def test_multiclass_binned_matches_torchmetrics(rng):
 def test_multilabel_exact_roc_is_per_label(rng):
     scores = torch.from_numpy(np.round(rng.random((300, 3)), 2))
     target = torch.from_numpy((rng.random((300, 3)) < scores.numpy()).astype(np.int64))
-    metric = MultilabelAUROC(3, num_bins=None, average="none")
+    metric = MultilabelAUROC(3, "none", None)
     metric.update(scores, target)
     np.testing.assert_allclose(
         metric.compute().numpy(), roc_auc_score(target.numpy(), scores.numpy(), average=None), atol=1e-12
@@ -139,7 +144,7 @@ def test_multilabel_exact_roc_is_per_label(rng):
 def test_binary_logits_thresholds_are_probabilities(rng):
     logits = torch.tensor([-2.0, 0.0, 3.0, 60.0])
     target = torch.tensor([0, 1, 0, 1])
-    metric = BinaryAUROC(num_bins=None, input="logits")
+    metric = BinaryAUROC(thresholds=None, input="logits")
     metric.update(logits, target)
     _, _, thresholds = metric.roc()
     torch.testing.assert_close(thresholds[1:], torch.sigmoid(logits.double()).flip(0))
@@ -152,7 +157,7 @@ def test_binary_logits_thresholds_are_probabilities(rng):
 def test_merge_state_equals_one_stream(rng):
     preds, target = _binary(rng, 500)
     for num_bins in (None, 100):
-        whole, left, right = (BinaryAUROC(num_bins=num_bins) for _ in range(3))
+        whole, left, right = (BinaryAUROC(**_mode(num_bins)) for _ in range(3))
         whole.update(preds, target)
         left.update(preds[:100], target[:100])
         right.update(preds[100:], target[100:])
@@ -160,14 +165,19 @@ def test_merge_state_equals_one_stream(rng):
         assert left.compute().item() == whole.compute().item()
     with pytest.raises(ValueError, match="Cannot merge histograms of shape"):
         BinaryAUROC(num_bins=10).merge_state(BinaryAUROC(num_bins=20).metric_state)
-    for other in (BinaryAUROC(num_bins=20), BinaryAUROC(num_bins=10, spacing="linear"), BinaryAUROC(num_bins=None)):
-        with pytest.raises(ValueError, match=r"Cannot merge an AUROC state with \(num_bins, spacing\)"):
+    for other in (
+        BinaryAUROC(num_bins=20),
+        BinaryAUROC(num_bins=10, spacing="linear"),
+        BinaryAUROC(thresholds=None),
+        BinaryAUROC(thresholds=10),
+    ):
+        with pytest.raises(ValueError, match=r"Cannot merge an AUROC state with \(thresholds, num_bins, spacing\)"):
             BinaryAUROC(num_bins=10).merge_state(other)
 
 
 def test_state_size(rng):
-    binned = AUROC("multiclass", 3, num_bins=50)
-    exact = AUROC("multiclass", 3, num_bins=None)
+    binned = AUROC("multiclass", num_classes=3, num_bins=50)
+    exact = AUROC("multiclass", None, 3)
     for _ in range(3):
         logits, target = _multiclass(rng, 100, 3)
         binned.update(torch.softmax(logits, 1), target)
@@ -180,11 +190,18 @@ def test_state_size(rng):
     assert sum(s.shape[0] for s in exact.metric_state["scores"]) == 300  # O(n): documented
 
 
-@pytest.mark.filterwarnings("ignore:The ``compute`` method")
-def test_forward_accumulates_and_reset_clears(rng):
-    metric = AUROC("binary", num_bins=None)
-    preds, target = _binary(rng, 20)
-    assert metric(preds, target) is None
+@pytest.mark.parametrize("thresholds", ["binned", None, 20])
+def test_forward_returns_the_batch_value_and_accumulates(rng, thresholds):
+    metric = AUROC("binary", thresholds)
+    preds, target = _binary(rng, 300)
+    whole = AUROC("binary", thresholds)
+    for p, t in zip(preds.split(100), target.split(100), strict=True):
+        alone = AUROC("binary", thresholds)
+        alone.update(p, t)
+        assert metric(p, t).item() == alone.compute().item()
+        whole.update(p, t)
+    assert metric.compute().item() == whole.compute().item()
+    assert metric.update_count == 3
     metric.reset()
     with pytest.raises(RuntimeError, match="no samples yet"):
         metric.compute()
@@ -192,11 +209,19 @@ def test_forward_accumulates_and_reset_clears(rng):
         metric.roc()
 
 
-def test_undefined_auroc_raises(rng):
-    metric = AUROC("binary", num_bins=10)
+@pytest.mark.parametrize("thresholds", ["binned", None, 10])
+def test_undefined_auroc_is_nan_with_a_warning_or_the_given_value(thresholds):
+    metric = AUROC("binary", thresholds)
     metric.update(torch.rand(5), torch.ones(5, dtype=torch.int64))
-    with pytest.raises(RuntimeError, match="got 5 positive"):
-        metric.compute()
+    with pytest.warns(UserWarning, match="undefined"):
+        assert torch.isnan(metric.compute())
+    zero = AUROC("binary", thresholds, undefined=0.0)  # torchmetrics' value
+    with pytest.warns(UserWarning, match="undefined"):
+        assert zero(torch.rand(5), torch.zeros(5, dtype=torch.int64)).item() == 0.0
+    # Every target of the batch ignored: seen, and undefined.
+    ignored = AUROC("binary", thresholds, ignore_index=-1)
+    with pytest.warns(UserWarning, match="undefined"):
+        assert torch.isnan(ignored(torch.rand(3), torch.full((3,), -1)))
 
 
 @pytest.mark.parametrize("num_bins", [None, 100])
@@ -206,14 +231,14 @@ def test_undefined_auroc_raises(rng):
         (torch.tensor([[0.2, float("nan"), 0.7]]), torch.tensor([0]), ValueError, "NaN/Inf"),
         (torch.tensor([[0.2, 1.2, 0.7]]), torch.tensor([0]), ValueError, r"probabilities in \[0, 1\]"),
         (torch.tensor([[0.2, 0.1, 0.7]]), torch.tensor([3]), ValueError, r"`target` labels in \[0, 2\]"),
-        (torch.tensor([[0.2, 0.1, 0.7]]), torch.tensor([[0, 0, 1]]), ValueError, r"\[N, 3\] and \[N\]"),
+        (torch.tensor([[0.2, 0.1, 0.7]]), torch.tensor([[0, 0, 1]]), ValueError, r"\[N, 3, ...\] and \[N, ...\]"),
         (torch.tensor([[0.2, 0.1]]), torch.tensor([0]), ValueError, "shapes"),
         (torch.tensor([[0.2, 0.1, 0.7]]), torch.tensor([0.0]), TypeError, "integer or bool"),
-        (torch.tensor([[2, 1, 7]]), torch.tensor([0]), TypeError, "floating point"),
+        (torch.tensor([[0.2, 0.1, 0.7]], dtype=torch.complex64), torch.tensor([0]), TypeError, "real tensor"),
     ],
 )
 def test_bad_update_leaves_state_untouched(rng, num_bins, preds, target, error, match):
-    metric = AUROC("multiclass", 3, num_bins=num_bins)
+    metric = AUROC("multiclass", num_classes=3, input="probs", **_mode(num_bins))
     logits, labels = _multiclass(rng, 10, 3)
     metric.update(torch.softmax(logits, 1), labels)
     before, count = _state(metric), metric.update_count
@@ -231,8 +256,8 @@ def test_bad_update_leaves_state_untouched(rng, num_bins, preds, target, error, 
         (("binary",), {"spacing": "logit"}, ValueError, r"`spacing` to be one of 'linear', 'linear\+logit'"),
         (("binary",), {"num_bins": 10.0}, TypeError, "`num_bins` to be an int"),
         (("multiclass",), {}, ValueError, "`num_classes`"),
-        (("binary",), {"input": "scores"}, ValueError, "`input` to be one of 'probs', 'logits'; got 'scores'"),
-        (("multilabel", 3), {"average": "samples"}, ValueError, "`average`"),
+        (("binary",), {"input": "scores"}, ValueError, "`input` to be one of 'auto', 'probs', 'logits'; got 'scores'"),
+        (("multilabel",), {"num_labels": 3, "average": "samples"}, ValueError, "`average`"),
         (("regression",), {}, ValueError, "`task`"),
     ],
 )
@@ -284,3 +309,87 @@ def test_binned_roc_counts_the_scores_at_each_threshold(rng, input_kind):
     np.testing.assert_allclose(tpr[1:].numpy(), expected_tpr, rtol=1e-14, atol=0)
     np.testing.assert_allclose(fpr[1:].numpy(), expected_fpr, rtol=1e-14, atol=0)
     np.testing.assert_allclose(thresholds[1:].numpy(), binned_thresholds(301).flip(0).numpy(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("build", "curves"),
+    [
+        (lambda: BinaryAUROC(), 1),
+        (lambda: BinaryAUROC(thresholds=[0.2, 0.5, 0.8]), 1),
+        (lambda: MulticlassAUROC(3, thresholds=None), 3),
+        (lambda: MultilabelAUROC(3, thresholds=20), 3),
+    ],
+)
+def test_plot_draws_the_value_or_the_roc_curves(rng, build, curves):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = build()
+    if metric.task == "binary":
+        preds, target = _binary(rng, 200)
+    elif metric.task == "multiclass":
+        preds, target = _multiclass(rng, 200, 3)
+    else:
+        target = torch.from_numpy(rng.integers(0, 2, (200, 3)))
+        preds = torch.from_numpy(rng.random((200, 3))) * 0.5 + 0.5 * target
+    metric.update(preds, target)
+    figure, axes = metric.plot(curve=True)
+    assert len(axes.get_lines()) == curves
+    fpr = metric.roc()[0]
+    first = fpr[0] if isinstance(fpr, list) else (fpr if fpr.ndim == 1 else fpr[0])
+    np.testing.assert_allclose(axes.get_lines()[0].get_xdata(), first.numpy())
+    assert "AUC=" in axes.get_legend().get_texts()[0].get_text()
+    plt.close(figure)
+    figure, _ = metric.plot()  # the value, as every metric
+    plt.close(figure)
+    with pytest.raises(ValueError, match="`val` to be None with curve=True"):
+        metric.plot(metric.compute(), curve=True)
+
+
+def test_plot_without_matplotlib_names_the_install(monkeypatch):
+    import sys
+
+    metric = BinaryAUROC()
+    metric.update(torch.tensor([0.2, 0.7]), torch.tensor([0, 1]))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ModuleNotFoundError, match="pip install matplotlib"):
+        metric.plot(curve=True)
+
+
+@pytest.mark.parametrize("thresholds", [7, [0.3, 0.5, 0.6, 0.9], "binned"])
+@pytest.mark.parametrize("max_fpr", [None, 0.3])
+def test_error_bound_holds_for_every_binned_mode(rng, thresholds, max_fpr):
+    if max_fpr is not None and thresholds != "binned":
+        with pytest.raises(ValueError, match="thresholds='binned' or None"):
+            BinaryAUROC(max_fpr, thresholds).error_bound()
+        return
+    preds, target = _binary(rng, 2000)
+    metric = BinaryAUROC(max_fpr, thresholds, num_bins=50 if thresholds == "binned" else 2001)
+    exact = BinaryAUROC(max_fpr, None)
+    metric.update(preds, target)
+    exact.update(preds, target)
+    assert abs(metric.compute().item() - exact.compute().item()) <= metric.error_bound().item() + 1e-12
+    assert exact.error_bound().item() == 0.0
+
+
+def test_auto_input_decides_per_batch_as_torchmetrics(rng):
+    logits = torch.from_numpy(rng.standard_normal(300) * 3)
+    probs = torch.from_numpy(rng.random(300))
+    target = torch.from_numpy(rng.integers(0, 2, 600))
+    metric = BinaryAUROC(thresholds=None)
+    metric.update(logits, target[:300])  # values outside [0, 1]: logits, a sigmoid
+    metric.update(probs, target[300:])  # values inside: probabilities as they are
+    expected = roc_auc_score(target.numpy(), np.concatenate([torch.sigmoid(logits).numpy(), probs.numpy()]))
+    assert metric.compute().item() == pytest.approx(expected, abs=1e-12)
+    declared = BinaryAUROC(thresholds=None, input="logits")
+    declared.update(probs, target[300:])  # declared once: these are logits too
+    assert declared.compute().item() == pytest.approx(roc_auc_score(target[300:].numpy(), probs.numpy()), abs=1e-12)
+
+
+def test_configuration_names_the_thresholds():
+    assert BinaryAUROC()._configuration()["thresholds"] == "binned"
+    assert BinaryAUROC(thresholds=None)._configuration()["thresholds"] is None
+    assert BinaryAUROC(thresholds=[0.25, 0.5])._configuration()["thresholds"] == (0.25, 0.5)
+    assert BinaryAUROC(thresholds=3)._configuration()["thresholds"] == (0.0, 0.5, 1.0)

@@ -202,7 +202,7 @@ def test_fid_on_images_matches_reference(rng):
     net = TinyFeatureNet(num_features=10, seed=1)
     real = torch.from_numpy(rng.integers(0, 256, (40, 3, 12, 12), dtype=np.uint8))
     fake = torch.from_numpy(rng.integers(0, 128, (30, 3, 12, 12), dtype=np.uint8))
-    fid = FrechetInceptionDistance(feature=net)
+    fid = FrechetInceptionDistance(feature=net, feature_input="float")
     assert fid.num_features is None  # found at the first update, without a dummy forward pass
     for chunk in real.split(13):
         fid.update(chunk, real=True)
@@ -216,8 +216,8 @@ def test_float_and_uint8_images_agree_and_grayscale_is_repeated(rng):
     net = TinyFeatureNet(num_features=6, seed=2, declare=True)
     uint8 = torch.from_numpy(rng.integers(0, 256, (24, 1, 9, 9), dtype=np.uint8))
     as_float = uint8.double() / 127.5 - 1.0  # exact grid values in (-1, 1)
-    by_uint8 = FrechetInceptionDistance(feature=net)
-    by_float = FrechetInceptionDistance(feature=net, input_range=(-1, 1))
+    by_uint8 = FrechetInceptionDistance(feature=net, feature_input="float")
+    by_float = FrechetInceptionDistance(feature=net, feature_input="float", input_range=(-1, 1))
     assert by_float.num_features == 6  # declared by the module
     for metric, images in ((by_uint8, uint8), (by_float, as_float)):
         metric.update(images, real=True)
@@ -240,7 +240,7 @@ def test_float_and_uint8_images_agree_and_grayscale_is_repeated(rng):
     ],
 )
 def test_bad_images_leave_state_untouched(rng, images, error, match):
-    fid = FrechetInceptionDistance(feature=TinyFeatureNet(4), input_range=(0, 1))
+    fid = FrechetInceptionDistance(feature=TinyFeatureNet(4), feature_input="float", input_range=(0, 1))
     fid.update(torch.rand(5, 3, 8, 8), real=True)
     before = _state(fid)
     with pytest.raises(error, match=match):
@@ -249,7 +249,7 @@ def test_bad_images_leave_state_untouched(rng, images, error, match):
 
 
 def test_float_images_need_a_declared_range():
-    fid = FrechetInceptionDistance(feature=TinyFeatureNet(4))
+    fid = FrechetInceptionDistance(feature=TinyFeatureNet(4), feature_input="float")
     with pytest.raises(TypeError, match="no `input_range`"):
         fid.update(torch.rand(2, 3, 8, 8), real=True)
 
@@ -259,7 +259,7 @@ def test_extractor_returning_nan_is_rejected():
         def forward(self, x):
             return torch.full((x.shape[0], 3), float("nan"))
 
-    fid = FrechetInceptionDistance(feature=Broken())
+    fid = FrechetInceptionDistance(feature=Broken(), feature_input="float")
     with pytest.raises(ValueError, match="features from the extractor"):
         fid.update(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), real=True)
     assert fid.num_features is None
@@ -268,7 +268,7 @@ def test_extractor_returning_nan_is_rejected():
 def test_extractor_mode_is_restored():
     net = TinyFeatureNet(4)
     net.train()
-    fid = FrechetInceptionDistance(feature=net)
+    fid = FrechetInceptionDistance(feature=net, feature_input="float")
     fid.update(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), real=True)
     assert net.training
 

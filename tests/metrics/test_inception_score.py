@@ -52,7 +52,7 @@ def _documented_id_splits(ids: np.ndarray, splits: int, seed: int) -> np.ndarray
 def test_matches_definition_with_documented_split_assignment(rng, n):
     net = TinyFeatureNet(num_features=10, seed=4)
     images = _images(rng, n)
-    metric = InceptionScore(net, splits=5)
+    metric = InceptionScore(net, feature_input="float", splits=5)
     assert metric.balanced_limit == 160
     for chunk in images.split(64):
         metric.update(chunk)
@@ -65,7 +65,7 @@ def test_matches_definition_with_documented_split_assignment(rng, n):
 def test_same_value_in_any_order_and_batching(rng):
     net = TinyFeatureNet(num_features=6, seed=5)
     images = _images(rng, 200)
-    a, b = InceptionScore(net, splits=7), InceptionScore(net, splits=7)
+    a, b = InceptionScore(net, feature_input="float", splits=7), InceptionScore(net, feature_input="float", splits=7)
     for chunk in images.split(50):
         a.update(chunk)
     for chunk in images[torch.from_numpy(rng.permutation(200))].split(23):
@@ -76,7 +76,7 @@ def test_same_value_in_any_order_and_batching(rng):
 def test_one_split_matches_torch_fidelity(rng):
     net = TinyFeatureNet(num_features=12, seed=6)
     images = _images(rng, 150)
-    metric = InceptionScore(net, splits=1)
+    metric = InceptionScore(net, feature_input="float", splits=1)
     metric.update(images)
     reference = isc_features_to_metric(torch.from_numpy(_logits(net, images)), splits=1)
     assert metric.compute()[0].item() == pytest.approx(reference["inception_score_mean"], rel=1e-10)
@@ -86,7 +86,7 @@ def test_sample_ids_decide_the_splits(rng):
     net = TinyFeatureNet(num_features=5, seed=7)
     images = _images(rng, 120)
     ids = torch.from_numpy(rng.permutation(10_000)[:120])
-    metric = InceptionScore(net, splits=3, seed=11)
+    metric = InceptionScore(net, feature_input="float", splits=3, seed=11)
     metric.update(images[:70], sample_ids=ids[:70])
     metric.update(images[70:], sample_ids=ids[70:])
     split_index = _documented_id_splits(ids.numpy(), 3, seed=11)
@@ -109,7 +109,7 @@ def test_consecutive_ids_balance_the_splits_without_lining_up_with_cycling_label
     ids = torch.arange(n)
     images = torch.from_numpy(rng.integers(0, 256, (n, 3, 4, 4), dtype=np.uint8))
     images[:, :, 0, 0] = (ids % 10 * 20).to(torch.uint8)[:, None]
-    metric = InceptionScore(_LabelFromPixel(), splits=10, seed=int(rng.integers(1000)))
+    metric = InceptionScore(_LabelFromPixel(), feature_input="float", splits=10, seed=int(rng.integers(1000)))
     for chunk in torch.from_numpy(rng.permutation(n)).split(7):
         metric.update(images[chunk], sample_ids=ids[chunk])
     sizes = metric.split_n.tolist()
@@ -126,7 +126,7 @@ def test_consecutive_ids_balance_the_splits_without_lining_up_with_cycling_label
 
 
 def test_state_size_is_bounded(rng):
-    metric = InceptionScore(TinyFeatureNet(num_features=9), splits=4)
+    metric = InceptionScore(TinyFeatureNet(num_features=9), feature_input="float", splits=4)
     sums = 4 * (9 + 2) + 1
     for n in (10, 100):  # below balanced_limit = 128: the rows are kept, at most 127 of 9 + 2 numbers
         metric.update(_images(rng, n, size=4))
@@ -140,7 +140,10 @@ def test_state_size_is_bounded(rng):
 def test_float_input_in_declared_range(rng):
     net = TinyFeatureNet(num_features=4, seed=8)
     uint8 = _images(rng, 40)
-    a, b = InceptionScore(net, splits=2), InceptionScore(net, splits=2, input_range=(0, 1))
+    a, b = (
+        InceptionScore(net, feature_input="float", splits=2),
+        InceptionScore(net, feature_input="float", splits=2, input_range=(0, 1)),
+    )
     a.update(uint8)
     b.update(uint8.double() / 255)
     assert a.compute() == b.compute()
@@ -150,7 +153,7 @@ def test_float_input_in_declared_range(rng):
 def test_merge_state(rng, n, cut):
     net = TinyFeatureNet(num_features=4)
     images = _images(rng, n)
-    whole, left, right = (InceptionScore(net, splits=3) for _ in range(3))
+    whole, left, right = (InceptionScore(net, feature_input="float", splits=3) for _ in range(3))
     whole.update(images)
     left.update(images[:cut])
     right.update(images[cut:])
@@ -160,7 +163,7 @@ def test_merge_state(rng, n, cut):
 
 
 def test_not_enough_images():
-    metric = InceptionScore(TinyFeatureNet(4), splits=50)
+    metric = InceptionScore(TinyFeatureNet(4), feature_input="float", splits=50)
     with pytest.warns(UserWarning, match="before the ``update``"), pytest.raises(RuntimeError, match="no images yet"):
         metric.compute()
     metric.update(torch.zeros(3, 3, 8, 8, dtype=torch.uint8))
@@ -178,7 +181,7 @@ def test_not_enough_images():
     ],
 )
 def test_bad_update_leaves_state_untouched(rng, kwargs, error, match):
-    metric = InceptionScore(TinyFeatureNet(4), splits=2)
+    metric = InceptionScore(TinyFeatureNet(4), feature_input="float", splits=2)
     metric.update(_images(rng, 6))
     before = {k: v.clone() for k, v in metric.metric_state.items()}
     with pytest.raises(error, match=match):
@@ -186,7 +189,7 @@ def test_bad_update_leaves_state_untouched(rng, kwargs, error, match):
     assert all(torch.equal(before[k], v) for k, v in metric.metric_state.items())
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [({"splits": 0}, "splits"), ({"feature": "2048"}, "feature")])
+@pytest.mark.parametrize(("kwargs", "match"), [({"splits": 0}, "splits"), ({"feature": "2049"}, "feature")])
 def test_bad_configuration(kwargs, match):
     with pytest.raises(ValueError, match=match):
         InceptionScore(**{"feature": TinyFeatureNet(4), **kwargs})

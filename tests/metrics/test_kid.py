@@ -25,7 +25,7 @@ def _in_key_order(net, images, seed=0, k=None):
 def test_exact_mode_matches_references(rng):
     net = TinyFeatureNet(num_features=8, seed=1)
     real, fake = _images(rng, 90), _images(rng, 70, high=180)
-    kid = KernelInceptionDistance(net, subsets=5, subset_size=30)
+    kid = KernelInceptionDistance(net, feature_input="float", subsets=5, subset_size=30)
     for chunk in real.split(25):
         kid.update(chunk, real=True)
     for chunk in fake.split(16):
@@ -45,7 +45,7 @@ def test_exact_mode_matches_references(rng):
 def test_full_subset_matches_torch_fidelity(rng):
     net = TinyFeatureNet(num_features=8, seed=2)
     real, fake = _images(rng, 60), _images(rng, 60, high=200)
-    kid = KernelInceptionDistance(net, subsets=2, subset_size=60)
+    kid = KernelInceptionDistance(net, feature_input="float", subsets=2, subset_size=60)
     kid.update(real, real=True)
     kid.update(fake, real=False)
     reference = kid_features_to_metric(
@@ -66,8 +66,8 @@ def test_full_subset_matches_torch_fidelity(rng):
 def test_reservoir_keeps_smallest_keys_whatever_the_batching(rng):
     net = TinyFeatureNet(num_features=6, seed=3)
     real, fake = _images(rng, 300), _images(rng, 250)
-    a = KernelInceptionDistance(net, subsets=4, subset_size=40, max_samples=100, seed=5)
-    b = KernelInceptionDistance(net, subsets=4, subset_size=40, max_samples=100, seed=5)
+    a = KernelInceptionDistance(net, feature_input="float", subsets=4, subset_size=40, max_samples=100, seed=5)
+    b = KernelInceptionDistance(net, feature_input="float", subsets=4, subset_size=40, max_samples=100, seed=5)
     for chunk in real.split(64):
         a.update(chunk, real=True)
     for chunk in fake.split(33):
@@ -91,7 +91,7 @@ def test_reservoir_keeps_smallest_keys_whatever_the_batching(rng):
 
 def test_reservoir_is_a_uniform_sample():
     # With ids as keys, the kept ids are a uniform sample of 0..9999: their mean is 4999.5 ± 91.
-    kid = KernelInceptionDistance(TinyFeatureNet(2), subsets=1, subset_size=10, max_samples=1000)
+    kid = KernelInceptionDistance(TinyFeatureNet(2), feature_input="float", subsets=1, subset_size=10, max_samples=1000)
     images = torch.zeros(1000, 3, 4, 4, dtype=torch.uint8)
     for start in range(0, 10_000, 1000):
         kid.update(images, real=True, sample_ids=torch.arange(start, start + 1000))
@@ -101,7 +101,9 @@ def test_reservoir_is_a_uniform_sample():
 
 
 def test_reset_real_features(rng):
-    kid = KernelInceptionDistance(TinyFeatureNet(4), subsets=2, subset_size=5, reset_real_features=False)
+    kid = KernelInceptionDistance(
+        TinyFeatureNet(4), feature_input="float", subsets=2, subset_size=5, reset_real_features=False
+    )
     kid.update(_images(rng, 10), real=True)
     kid.update(_images(rng, 10), real=False)
     kid.reset()
@@ -111,7 +113,7 @@ def test_reset_real_features(rng):
 
 
 def test_too_few_images(rng):
-    kid = KernelInceptionDistance(TinyFeatureNet(4), subsets=2, subset_size=20)
+    kid = KernelInceptionDistance(TinyFeatureNet(4), feature_input="float", subsets=2, subset_size=20)
     kid.update(_images(rng, 30), real=True)
     kid.update(_images(rng, 12), real=False)
     with pytest.raises(RuntimeError, match="subset_size=20 samples on each side, got 30 real and 12 generated"):
@@ -128,6 +130,7 @@ def test_too_few_images(rng):
         ({"coef0": float("nan")}, "`coef0` to be a finite number, got nan"),
         ({"coef0": float("inf")}, "`coef0` to be a finite number, got inf"),
         ({"coef0": -float("inf")}, "`coef0` to be a finite number, got -inf"),
+        ({"coef": float("nan")}, "`coef` to be a finite number, got nan"),
         ({"gamma": float("nan")}, "`gamma` to be a positive finite number, got nan"),
         ({"gamma": float("inf")}, "`gamma` to be a positive finite number, got inf"),
         ({"gamma": 0}, "`gamma` to be a positive finite number, got 0"),
@@ -135,14 +138,15 @@ def test_too_few_images(rng):
 )
 def test_bad_configuration(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        KernelInceptionDistance(TinyFeatureNet(4), **kwargs)
+        KernelInceptionDistance(TinyFeatureNet(4), feature_input="float", **kwargs)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
         ({"coef0": "1"}, "`coef0` to be a finite number, got '1' of type str"),
-        ({"coef0": None}, "`coef0` to be a finite number, got None"),
+        ({"coef": None}, "`coef` to be a finite number, got None"),
+        ({"coef": "1"}, "`coef` to be a finite number, got '1' of type str"),
         ({"coef0": True}, "`coef0` to be a finite number, got True of type bool"),
         ({"gamma": "0.5"}, "`gamma` to be a positive number, got '0.5' of type str"),
         ({"gamma": True}, "`gamma` to be a positive number, got True"),
@@ -151,12 +155,14 @@ def test_bad_configuration(kwargs, match):
 )
 def test_bad_configuration_type(kwargs, match):
     with pytest.raises(TypeError, match=match):
-        KernelInceptionDistance(TinyFeatureNet(4), **kwargs)
+        KernelInceptionDistance(TinyFeatureNet(4), feature_input="float", **kwargs)
 
 
 @pytest.mark.parametrize("coef0", [0, -2.5, 3])
 def test_any_finite_coef0_is_accepted_and_used(rng, coef0):
-    kid = KernelInceptionDistance(TinyFeatureNet(4), subsets=2, subset_size=5, coef0=coef0, gamma=0.5, degree=2)
+    kid = KernelInceptionDistance(
+        TinyFeatureNet(4), feature_input="float", subsets=2, subset_size=5, coef0=coef0, gamma=0.5, degree=2
+    )
     assert (kid.coef0, kid.gamma, kid.degree) == (float(coef0), 0.5, 2)
     kid.update(_images(rng, 6), real=True)
     kid.update(_images(rng, 6), real=False)
@@ -172,7 +178,7 @@ def test_any_finite_coef0_is_accepted_and_used(rng, coef0):
     ],
 )
 def test_bad_update_leaves_state_untouched(rng, args, error, match):
-    kid = KernelInceptionDistance(TinyFeatureNet(4), subsets=2, subset_size=5)
+    kid = KernelInceptionDistance(TinyFeatureNet(4), feature_input="float", subsets=2, subset_size=5)
     kid.update(_images(rng, 8), real=True)
     before = {k: v.clone() for k, v in kid.metric_state.items()}
     with pytest.raises(error, match=match):
@@ -181,7 +187,7 @@ def test_bad_update_leaves_state_untouched(rng, args, error, match):
 
 
 def test_empty_batch_is_a_no_op(rng):
-    kid = KernelInceptionDistance(TinyFeatureNet(4), subsets=2, subset_size=5)
+    kid = KernelInceptionDistance(TinyFeatureNet(4), feature_input="float", subsets=2, subset_size=5)
     kid.update(_images(rng, 8), real=True)
     kid.update(_images(rng, 0), real=True)
     assert int(kid.real_n) == 8

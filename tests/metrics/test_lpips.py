@@ -22,6 +22,16 @@ from lightning_genmetrics.features.weights import file_sha256
 from lightning_genmetrics.metrics.lpips import LPIPS, LearnedPerceptualImagePatchSimilarity
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """These networks run on a few small images: more threads only fight other processes for the cores (on a
+    loaded 2-core machine, a 30× slowdown)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def seeded_lpips_state(net: str, seed: int = 0) -> dict[str, torch.Tensor]:
     """Seeded backbone (He-scaled normal) and head (positive uniform) weights for an LPIPS network's state dict."""
     generator = torch.Generator().manual_seed(seed)
@@ -68,7 +78,7 @@ def test_matches_the_lpips_package_with_the_same_weights(rng, tmp_path, net, siz
     state = seeded_lpips_state(net, seed=int(rng.integers(2**31)))
     backbone, heads = _save_weights(tmp_path, state)
     metric = LearnedPerceptualImagePatchSimilarity(
-        net, pretrained=False, backbone_weights_path=backbone, head_weights_path=heads, verify_weights=False
+        net, "none", pretrained=False, backbone_weights_path=backbone, head_weights_path=heads, verify_weights=False
     )
     reference = _reference(net, state, heads)
     preds = torch.from_numpy(rng.uniform(-1, 1, (3, 3, size, size + 5))).float()
@@ -77,7 +87,11 @@ def test_matches_the_lpips_package_with_the_same_weights(rng, tmp_path, net, siz
     with torch.no_grad():
         expected = reference(preds, target).flatten().double()
     torch.testing.assert_close(per_pair, expected, rtol=0, atol=1e-6)
-    torch.testing.assert_close(metric.compute(), expected.mean(), rtol=0, atol=1e-6)
+    torch.testing.assert_close(metric.compute(), expected, rtol=0, atol=1e-6)
+    for reduction, reduce in (("mean", torch.mean), ("sum", torch.sum)):
+        reduced = LearnedPerceptualImagePatchSimilarity(net, reduction, pretrained=False)
+        reduced.network.load_state_dict(metric.network.state_dict())
+        torch.testing.assert_close(reduced(preds, target), reduce(expected), rtol=0, atol=1e-5)
 
 
 def test_package_v01_heads_match_the_pinned_sha256_and_load_strictly(rng):
@@ -141,8 +155,10 @@ def test_offline_error_names_the_file_its_hash_and_where_to_put_it(tmp_path, mon
     assert f"head_weights_path='/path/to/{spec.filename}'" in message
 
 
-def _metric(net: str = "squeeze", normalize: bool = False, seed: int = 0) -> LearnedPerceptualImagePatchSimilarity:
-    metric = LearnedPerceptualImagePatchSimilarity(net, normalize, pretrained=False)
+def _metric(
+    net: str = "squeeze", normalize: bool = False, seed: int = 0, reduction: str = "none"
+) -> LearnedPerceptualImagePatchSimilarity:
+    metric = LearnedPerceptualImagePatchSimilarity(net, reduction, normalize, pretrained=False)
     metric.network.load_state_dict(seeded_lpips_state(net, seed))
     return metric
 
@@ -153,7 +169,10 @@ def test_streaming_identity_symmetry_grayscale_and_normalize(rng):
     y = torch.from_numpy(rng.random((7, 3, 24, 26))).float()
     whole, streamed, unit = _metric(), _metric(), _metric(normalize=True)
     whole.update(x * 2 - 1, y * 2 - 1)
-    per_pair = torch.cat([streamed(a * 2 - 1, b * 2 - 1) for a, b in zip(x.split(3), y.split(3), strict=True)])
+    # torchmetrics' compute squeezes a one-element value to a scalar: the last batch of one pair gives one.
+    per_pair = torch.cat(
+        [streamed(a * 2 - 1, b * 2 - 1).reshape(-1) for a, b in zip(x.split(3), y.split(3), strict=True)]
+    )
     # The float32 network's last bits depend on the batch it runs in (3, 3, 1 images here vs 7), so batching
     # invariance holds to float32 rounding; the merge of the sums is tested exactly by merge_state below.
     torch.testing.assert_close(streamed.compute(), whole.compute(), rtol=1e-6, atol=0)
@@ -182,19 +201,19 @@ _GOOD = torch.zeros(2, 3, 20, 20)
             torch.rand(2, 3, 20, 20) * 0.5 + 0.6,
             _GOOD,
             ValueError,
-            r"in \[-1, 1\] \(normalize=False\), got values in \[0\.6",
+            r"`img1` in \[-1, 1\] \(normalize=False\), got values in \[0\.6",
         ),
-        (_GOOD, torch.rand(2, 3, 20, 20) * 2 - 1.01, ValueError, "`target` in .* Pass normalize=True"),
-        (torch.full((2, 3, 20, 20), float("nan")), _GOOD, ValueError, "`preds` to be finite"),
+        (_GOOD, torch.rand(2, 3, 20, 20) * 2 - 1.01, ValueError, "`img2` in .* Pass normalize=True"),
+        (torch.full((2, 3, 20, 20), float("nan")), _GOOD, ValueError, "`img1` to be finite"),
         (torch.zeros(2, 3, 20, 20, dtype=torch.uint8), _GOOD, TypeError, "floating point"),
         (torch.zeros(2, 4, 20, 20), torch.zeros(2, 4, 20, 20), ValueError, "C = 1 or 3"),
         (torch.zeros(2, 3, 20, 21), _GOOD, ValueError, "the same shape"),
         (torch.zeros(2, 3, 16, 20), torch.zeros(2, 3, 16, 20), ValueError, "at least 17×17 pixels for net='squeeze'"),
-        ("images", _GOOD, TypeError, "`preds` to be a torch.Tensor"),
+        ("images", _GOOD, TypeError, "`img1` to be a torch.Tensor"),
     ],
 )
 def test_bad_update_leaves_state_untouched(preds, target, error, match):
-    metric = _metric()
+    metric = _metric(reduction="mean")
     metric.update(torch.zeros(2, 3, 20, 20), torch.full((2, 3, 20, 20), 0.5))
     before, count = {k: v.clone() for k, v in metric.metric_state.items()}, metric.update_count
     with pytest.raises(error, match=match):
@@ -204,7 +223,7 @@ def test_bad_update_leaves_state_untouched(preds, target, error, match):
 
 
 def test_normalize_range_and_minimum_sizes():
-    metric = _metric(normalize=True)
+    metric = _metric(normalize=True, reduction="mean")
     with pytest.raises(ValueError, match=r"in \[0, 1\] \(normalize=True\)"):
         metric.update(torch.full((1, 3, 20, 20), -0.5), torch.zeros(1, 3, 20, 20))
     for net, size in LPIPS_MIN_SIZE.items():
@@ -212,7 +231,28 @@ def test_normalize_range_and_minimum_sizes():
         assert network(torch.zeros(1, 3, size, size), torch.zeros(1, 3, size, size)).shape == (1,)
         with pytest.raises(RuntimeError):  # one pixel less and the deepest tap is empty
             network(torch.zeros(1, 3, size - 1, size - 1), torch.zeros(1, 3, size - 1, size - 1))
-    with pytest.raises(ValueError, match="`net` to be one of"):
+    with pytest.raises(ValueError, match="`net_type` to be one of"):
         LearnedPerceptualImagePatchSimilarity("resnet", pretrained=False)
+    with pytest.raises(TypeError, match=r"`net` is now `net_type`.*net_type='vgg'"):
+        LearnedPerceptualImagePatchSimilarity(net="vgg", pretrained=False)
+    with pytest.raises(ValueError, match="`reduction` to be one of"):
+        LearnedPerceptualImagePatchSimilarity("alex", "elementwise_mean", pretrained=False)
     with pytest.raises(TypeError, match="`normalize` to be a bool"):
         LearnedPerceptualImagePatchSimilarity("alex", normalize=1, pretrained=False)
+
+
+def test_forward_is_differentiable_and_leaves_no_graph_in_the_state(rng):
+    x = torch.from_numpy(rng.random((2, 3, 20, 20))).float()
+    y = torch.from_numpy(rng.random((2, 3, 20, 20))).float()
+    for reduction in ("mean", "none"):
+        metric = _metric(normalize=True, reduction=reduction)
+        metric.update(x, y)
+        estimate = x.clone().requires_grad_()
+        metric(estimate, y).sum().backward()
+        assert estimate.grad is not None
+        assert bool(torch.isfinite(estimate.grad).all())
+        assert estimate.grad.abs().sum() > 0
+        states = [v for s in metric.metric_state.values() for v in (s if isinstance(s, list) else [s])]
+        assert not any(value.requires_grad for value in states)
+        assert not any(parameter.requires_grad for parameter in metric.network.parameters())
+    assert LearnedPerceptualImagePatchSimilarity.is_differentiable

@@ -1,4 +1,5 @@
-"""PSNR metric: both averages against numpy over any batching, exact merges, the inf policy, errors."""
+"""PSNR metric: every ``dim``/``reduction`` against numpy over any batching, forward's batch values and their
+gradient, exact merges (in update order for ``"none"``), the inf policy, errors that leave the state as it was."""
 
 import numpy as np
 import pytest
@@ -13,63 +14,104 @@ def _pairs(rng, n):
     return preds, target
 
 
-@pytest.mark.parametrize("average", ["image", "pixel"])
-def test_batches_match_numpy(rng, average):
+def _numpy_psnr(preds, target, axis=None):
+    return 10 * np.log10(1.0 / ((preds - target) ** 2).mean(axis=axis))
+
+
+@pytest.mark.parametrize(
+    ("dim", "reduction"), [(None, "elementwise_mean"), ((1, 2, 3), "elementwise_mean"), (1, "sum"), ((1, 2, 3), None)]
+)
+def test_batches_match_numpy(rng, dim, reduction):
     preds, target = _pairs(rng, 23)
-    metric = PeakSignalNoiseRatio(data_range=1.0, average=average)
+    metric = PeakSignalNoiseRatio(1.0, 10.0, reduction, dim)
     cuts = np.sort(rng.choice(np.arange(1, 23), size=4, replace=False))
-    returned = torch.cat(
-        [
-            metric(torch.from_numpy(p), torch.from_numpy(t))
-            for p, t in zip(np.split(preds, cuts), np.split(target, cuts), strict=True)
-        ]
-    )
-    mse = ((preds - target) ** 2).reshape(23, -1).mean(1)
-    per_image = 10 * np.log10(1.0 / mse)
-    np.testing.assert_allclose(returned.numpy(), per_image, rtol=1e-13)
-    expected = per_image.mean() if average == "image" else 10 * np.log10(1.0 / ((preds - target) ** 2).mean())
-    assert metric.compute().item() == pytest.approx(expected, rel=1e-13)
-    assert int(metric.num_images) == 23
-    assert int(metric.num_values) == preds.size
+    axis = None if dim is None else ((dim,) if isinstance(dim, int) else dim)
+    reduce = {"elementwise_mean": np.mean, "sum": np.sum, None: np.ravel}[reduction]
+    for p, t in zip(np.split(preds, cuts), np.split(target, cuts), strict=True):
+        batch = metric(torch.from_numpy(p), torch.from_numpy(t))
+        expected = _numpy_psnr(p, t) if dim is None else reduce(_numpy_psnr(p, t, axis))
+        np.testing.assert_allclose(batch.numpy(), expected, rtol=1e-13)
+    expected = _numpy_psnr(preds, target) if dim is None else reduce(_numpy_psnr(preds, target, axis))
+    np.testing.assert_allclose(metric.compute().numpy(), expected, rtol=1e-13)
+
+
+def test_state_is_constant_size_except_for_none(rng):
+    preds, target = (torch.from_numpy(a) for a in _pairs(rng, 9))
+    pixel, per_image, kept = PSNR(1.0), PSNR(1.0, dim=(1, 2, 3)), PSNR(1.0, reduction="none", dim=(1, 2, 3))
+    for metric in (pixel, per_image, kept):
+        metric.update(preds, target)
+        metric.update(preds[:4], target[:4])
+    assert (int(pixel.total), int(per_image.num_slices)) == (13 * 3 * 7 * 11, 13)
+    assert all(state.ndim == 0 for state in (*pixel.metric_state.values(), *per_image.metric_state.values()))
+    assert kept.compute().shape == (13,)
 
 
 @pytest.mark.filterwarnings("ignore:The ``compute`` method:UserWarning")
 def test_merge_state_and_identical_images(rng):
     preds, target = (torch.from_numpy(a) for a in _pairs(rng, 6))
-    whole, left, right = PSNR(1.0), PSNR(1.0), PSNR(1.0)
-    whole.update(preds, target)
-    left.update(preds[:4], target[:4])
-    right.update(preds[4:], target[4:])
-    left.merge_state(right)
-    torch.testing.assert_close(left.compute(), whole.compute(), rtol=1e-14, atol=0)
-    left.update(target[:1], target[:1])
-    assert left.compute().item() == float("inf")  # one identical pair: PSNR inf, so the mean is inf
+    for arguments in ((1.0,), (1.0, 10.0, "elementwise_mean", (1, 2, 3)), (1.0, 10.0, "none", (2, 3))):
+        whole, left, right = PSNR(*arguments), PSNR(*arguments), PSNR(*arguments)
+        whole.update(preds, target)
+        left.update(preds[:4], target[:4])
+        right.update(preds[4:], target[4:])
+        right.merge_state(left)  # torchmetrics' order: the incoming state's values first
+        torch.testing.assert_close(right.compute(), whole.compute(), rtol=1e-14, atol=0)
+    per_image = PSNR(1.0, dim=(1, 2, 3))
+    per_image.update(preds, target)
+    per_image.update(target[:1], target[:1])
+    assert per_image.compute().item() == float("inf")  # one identical pair: PSNR inf, so the mean is inf
     with pytest.raises(RuntimeError, match="no images yet"):
         PSNR(1.0).compute()
+
+
+def test_forward_is_differentiable_and_leaves_no_graph_in_the_state(rng):
+    preds, target = (torch.from_numpy(a) for a in _pairs(rng, 3))
+    for metric in (PSNR(1.0), PSNR(1.0, reduction="none", dim=(1, 2, 3))):
+        metric.update(preds, target)
+        estimate = preds.clone().requires_grad_()
+        loss = -metric(estimate, target).sum()
+        loss.backward()
+        assert estimate.grad is not None
+        assert bool(torch.isfinite(estimate.grad).all())
+        assert not any(
+            value.requires_grad
+            for state in metric.metric_state.values()
+            for value in (state if isinstance(state, list) else [state])
+        )
+    assert PSNR.is_differentiable
 
 
 @pytest.mark.parametrize(
     ("preds", "error", "match"),
     [
-        (torch.rand(2, 3, 7, 11) * 4, ValueError, "span at most data_range=1"),
         (torch.rand(2, 3, 7, 12), ValueError, "the same shape"),
-        (torch.zeros(2, 3, 7, 11, dtype=torch.int64), TypeError, "uint8 or floating point"),
+        (torch.zeros(2, 3, 7, 11, dtype=torch.complex64), TypeError, "integer or floating point"),
         (torch.tensor(float("nan")).expand(2, 3, 7, 11), ValueError, "finite"),
     ],
 )
-def test_bad_update_leaves_state_untouched(rng, preds, error, match):
-    metric = PeakSignalNoiseRatio(data_range=1.0)
+@pytest.mark.parametrize("reduction", ["elementwise_mean", "none"])
+def test_bad_update_leaves_state_untouched(rng, preds, error, match, reduction):
+    metric = PeakSignalNoiseRatio(1.0, reduction=reduction, dim=(1, 2, 3))
     metric.update(*(torch.from_numpy(a) for a in _pairs(rng, 2)))
-    before, count = {k: v.clone() for k, v in metric.metric_state.items()}, metric.update_count
+    before, count = metric.compute().clone(), metric.update_count
     with pytest.raises(error, match=match):
         metric.update(preds, torch.rand(2, 3, 7, 11))
-    assert all(torch.equal(v, metric.metric_state[k]) for k, v in before.items())
+    with pytest.raises(ValueError, match="span at most data_range=1"):
+        metric.update(torch.rand(2, 3, 7, 11), torch.rand(2, 3, 7, 11) * 4)
+    assert torch.equal(metric.compute(), before)
     assert metric.update_count == count
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "error"), [({"data_range": 0}, ValueError), ({"data_range": 1, "average": "x"}, ValueError)]
+    ("kwargs", "error", "match"),
+    [
+        ({"data_range": 0}, ValueError, "positive finite"),
+        ({"data_range": None}, ValueError, r"Pass data_range=1\.0 for images in \[0, 1\], 255 for uint8"),
+        ({"data_range": 1, "average": "image"}, TypeError, r"dim=\(1, 2, 3\) averages per-image PSNRs"),
+        ({"data_range": 1, "reduction": "mean"}, ValueError, "`reduction` to be one of"),
+        ({"data_range": 1, "dim": "1"}, TypeError, "`dim` to be None"),
+    ],
 )
-def test_bad_construction(kwargs, error):
-    with pytest.raises(error):
+def test_bad_construction(kwargs, error, match):
+    with pytest.raises(error, match=match):
         PeakSignalNoiseRatio(**kwargs)

@@ -1,3 +1,4 @@
+import matplotlib
 import numpy as np
 import pytest
 import torch
@@ -5,6 +6,8 @@ from torchmetrics.classification import MulticlassJaccardIndex
 
 from lightning_genmetrics.functional.segmentation import per_image_mean_iou, segmentation_scores
 from lightning_genmetrics.metrics.segmentation import MeanIoU, SegmentationMetrics
+
+matplotlib.use("Agg")
 
 
 def _state(metric):
@@ -91,28 +94,51 @@ def test_state_is_one_int64_matrix_whatever_the_data(rng):
     assert int(metric.confmat.sum()) == 3 * 2 * 32 * 32
 
 
-def test_mean_iou_alias_and_absent_score(rng):
+def test_absent_score_counts_absent_classes():
     target = torch.tensor([[0, 0, 1, 1]])
     pred = torch.tensor([[0, 1, 1, 1]])
-    alias = MeanIoU(4)
-    alias.update(pred, target)
-    assert alias.compute().item() == pytest.approx((0.5 + 2 / 3) / 2)
+    default = SegmentationMetrics(4)
+    default.update(pred, target)
+    assert default.compute()["miou"].item() == pytest.approx((0.5 + 2 / 3) / 2)
     counted = SegmentationMetrics(4, absent_score=0.0)
     counted.update(pred, target)
     assert counted.compute()["miou"].item() == pytest.approx((0.5 + 2 / 3) / 4)
 
 
-@pytest.mark.filterwarnings("ignore:The ``compute`` method")
-def test_forward_accumulates_and_reset_clears(rng):
+def test_forward_returns_the_batch_scores_and_accumulates(rng):
     metric = SegmentationMetrics(3, per_image=True)
-    pred, target = _maps(rng, 2, 3)
-    assert metric(pred, target) is None
-    assert int(metric.confmat.sum()) == target.numel()
-    assert int(metric.image_count) == 2
+    batches = [_maps(rng, 2, 3), _maps(rng, 3, 3)]
+    for pred, target in batches:
+        batch_scores = metric(pred, target)
+        per_image = batch_scores.pop("per_image_miou")
+        _assert_scores_equal(batch_scores, segmentation_scores(pred, target, 3))
+        assert per_image.item() == pytest.approx(per_image_mean_iou(pred, target, 3).item(), rel=1e-12)
+    assert int(metric.image_count) == 5
+    whole = [torch.cat([batch[i] for batch in batches]) for i in (0, 1)]
+    scores = metric.compute()
+    assert scores.pop("per_image_miou").item() == pytest.approx(per_image_mean_iou(*whole, 3).item(), rel=1e-12)
+    _assert_scores_equal(scores, segmentation_scores(*whole, 3))
+
+
+@pytest.mark.filterwarnings("ignore:The ``compute`` method")
+def test_reset_clears(rng):
+    metric = SegmentationMetrics(3, per_image=True)
+    metric.update(*_maps(rng, 2, 3))
     metric.reset()
     assert int(metric.confmat.sum()) == 0
     with pytest.raises(RuntimeError, match="no pixels yet"):
         metric.compute()
+
+
+def test_plot_draws_the_scalar_scores_and_per_class_vectors():
+    metric = SegmentationMetrics(3)
+    metric.update(torch.tensor([[0, 1, 2, 2]]), torch.tensor([[0, 1, 1, 2]]))
+    _, axes = metric.plot()
+    labels = axes.get_legend_handles_labels()[1]
+    assert "miou" in labels
+    assert "iou" not in labels
+    _, axes = metric.plot(metric.compute()["iou"])
+    assert len(axes.lines) == 3
 
 
 @pytest.mark.parametrize(
@@ -160,3 +186,117 @@ def test_bad_update_leaves_state_untouched(rng, preds, target, error, match):
 def test_bad_configuration(kwargs, error, match):
     with pytest.raises(error, match=match):
         SegmentationMetrics(**{"num_classes": 3, **kwargs})
+
+
+# MeanIoU: torchmetrics' per-image IoU, averaged over the images where a class is present ---------------------------
+
+
+def _reference_mean_iou(pred: np.ndarray, target: np.ndarray, num_classes: int, first: int, per_class: bool):
+    """Loops over images and classes ``first..C-1`` of label maps: per class the IoUs of the images where it is
+    present and their mean (-1 if none), or the mean of all of them."""
+    ious: list[list[float]] = [[] for _ in range(first, num_classes)]
+    for p, t in zip(pred, target, strict=True):
+        for k, c in enumerate(range(first, num_classes)):
+            union = np.sum((p == c) | (t == c))
+            if union:
+                ious[k].append(np.sum((p == c) & (t == c)) / union)
+    if per_class:
+        return np.array([np.mean(values) if values else -1.0 for values in ious])
+    pooled = [value for values in ious for value in values]
+    return np.mean(pooled) if pooled else np.nan
+
+
+@pytest.mark.parametrize(
+    ("include_background", "per_class"), [(True, False), (False, False), (True, True), (False, True)]
+)
+def test_mean_iou_batches_match_the_per_image_reference(rng, include_background, per_class):
+    pred, target = _maps(rng, 9, 6, size=(7, 5, 3), agreement=0.5)
+    target[:4] = torch.clamp(target[:4], max=2)  # classes 3..5 absent from some images' truth
+    metric = MeanIoU(6, include_background, per_class, "index")
+    _feed(metric, pred, target, rng)
+    value = metric.compute()
+    expected = _reference_mean_iou(pred.numpy(), target.numpy(), 6, 0 if include_background else 1, per_class)
+    np.testing.assert_allclose(value.numpy(), expected, rtol=1e-13)
+    assert value.dtype == torch.float64
+    assert value.shape == ((6 if include_background else 5,) if per_class else ())
+    assert {name: (v.dtype, tuple(v.shape)) for name, v in metric.metric_state.items()} == {
+        "iou_sum": (torch.float64, (6 if include_background else 5,)),
+        "present": (torch.int64, (6 if include_background else 5,)),
+        "image_count": (torch.int64, ()),
+    }
+
+
+def test_mean_iou_forward_returns_the_batch_value(rng):
+    metric = MeanIoU(4, per_class=True, input_format="index")
+    batches = [_maps(rng, n, 4) for n in (2, 3)]
+    for pred, target in batches:
+        expected = _reference_mean_iou(pred.numpy(), target.numpy(), 4, 0, per_class=True)
+        np.testing.assert_allclose(metric(pred, target).numpy(), expected, rtol=1e-13)
+    whole = [torch.cat([batch[i] for batch in batches]).numpy() for i in (0, 1)]
+    np.testing.assert_allclose(metric.compute().numpy(), _reference_mean_iou(*whole, 4, 0, True), rtol=1e-13)
+    assert int(metric.image_count) == 5
+
+
+@pytest.mark.filterwarnings("ignore:The ``compute`` method")
+def test_mean_iou_reads_the_number_of_classes_and_merges_lazily(rng):
+    pred, target = _maps(rng, 6, 3)
+    logits = torch.nn.functional.one_hot(pred, 3).movedim(-1, 1).double() + torch.from_numpy(rng.random((6, 3, 12, 10)))
+    whole, left, right, empty = (MeanIoU(per_class=True, input_format="mixed") for _ in range(4))
+    assert whole.iou_sum.shape == (0,)
+    whole.update(logits, target)
+    left.update(logits[:2], target[:2])
+    right.update(logits[2:], target[2:])
+    right.merge_state(empty)
+    empty.merge_state(left)
+    empty.merge_state(right)
+    torch.testing.assert_close(empty.compute(), whole.compute(), rtol=1e-14, atol=0)
+    with pytest.raises(ValueError, match="with 3 scored classes as before, got 4"):
+        whole.update(torch.rand(1, 4, 2, 2), torch.zeros(1, 2, 2, dtype=torch.int64))
+    with pytest.raises(ValueError, match="Cannot combine a state with number of scored classes 2 with one of 3"):
+        whole.merge_state(MeanIoU(2))
+
+
+def test_mean_iou_bad_update_leaves_state_untouched(rng):
+    metric = MeanIoU(3, input_format="index")
+    metric.update(*_maps(rng, 2, 3))
+    before, count = _state(metric), metric.update_count
+    for preds, target, error in [
+        (torch.tensor([[[0, 7]]]), torch.tensor([[[0, 1]]]), ValueError),
+        (torch.tensor([[[0, 1]]]), torch.tensor([[[0, 1, 2]]]), ValueError),
+        (torch.tensor([[[0.0, 1.0]]]), torch.tensor([[[0, 1]]]), TypeError),
+    ]:
+        with pytest.raises(error):
+            metric.update(preds, target)
+    _assert_same_state(metric, before)
+    assert metric.update_count == count
+
+
+@pytest.mark.filterwarnings("ignore:The ``compute`` method")
+def test_mean_iou_compute_before_update_raises():
+    with pytest.raises(RuntimeError, match="MeanIoU has no images yet"):
+        MeanIoU(3).compute()
+
+
+def test_mean_iou_plot_draws_per_class_values(rng):
+    metric = MeanIoU(4, per_class=True, input_format="index")
+    metric.update(*_maps(rng, 3, 4))
+    _, axes = metric.plot()
+    assert len(axes.lines) == 4
+    values = [metric(*_maps(rng, 2, 4)) for _ in range(3)]
+    _, axes = metric.plot(values)
+    assert len(axes.lines) == 4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"num_classes": 0}, ValueError, "`num_classes` to be an int >= 1, got 0"),
+        ({"num_classes": 2.0}, TypeError, "`num_classes` to be an int"),
+        ({"include_background": 255}, TypeError, "`include_background` to be a bool, got 255"),
+        ({"per_class": "yes"}, TypeError, "`per_class` to be a bool"),
+        ({"input_format": "onehot"}, ValueError, "`input_format` to be one of 'one-hot', 'index', 'mixed'"),
+    ],
+)
+def test_mean_iou_bad_configuration(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        MeanIoU(**kwargs)

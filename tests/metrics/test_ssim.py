@@ -17,7 +17,23 @@ from lightning_genmetrics.metrics.ssim import (
 
 
 def _state(metric):
-    return {name: value.clone() for name, value in metric.metric_state.items()}
+    return {
+        name: [v.clone() for v in value] if isinstance(value, list) else value.clone()
+        for name, value in metric.metric_state.items()
+    }
+
+
+def _same_state(before, metric):
+    after = metric.metric_state
+    for name, value in before.items():
+        if isinstance(value, list):
+            if len(value) != len(after[name]):
+                return False
+            if not all(torch.equal(a, b) for a, b in zip(value, after[name], strict=True)):
+                return False
+        elif not torch.equal(value, after[name]):
+            return False
+    return True
 
 
 def _pairs(rng, n, shape=(3, 36, 41)):
@@ -26,63 +42,113 @@ def _pairs(rng, n, shape=(3, 36, 41)):
     return torch.from_numpy(preds), torch.from_numpy(target)
 
 
-def _feed(metric, preds, target, rng):
+def _squeezed(value):
+    """What torchmetrics' ``compute`` returns for ``value``: a one-element tensor becomes a scalar."""
+    return value.squeeze() if value.numel() == 1 else value
+
+
+def _split(rng, preds, target):
     cuts = np.sort(rng.choice(np.arange(1, len(preds)), size=3, replace=False))
-    returned = [metric(p, t) for p, t in zip(np.split(preds, cuts), np.split(target, cuts), strict=True)]
-    return torch.cat(returned)
+    return list(zip(np.split(preds, cuts), np.split(target, cuts), strict=True))
 
 
 CASES = [
-    (lambda: StructuralSimilarityIndexMeasure(data_range=1.0), structural_similarity_index_measure, {}),
+    (lambda **kw: StructuralSimilarityIndexMeasure(data_range=1.0, **kw), structural_similarity_index_measure, {}),
     (
-        lambda: StructuralSimilarityIndexMeasure(1.0, 7, 1.0, border="symmetric"),
+        lambda **kw: StructuralSimilarityIndexMeasure(True, 1.0, 11, data_range=1.0, border="symmetric", **kw),
         structural_similarity_index_measure,
-        {"kernel_size": 7, "sigma": 1.0, "border": "symmetric"},
+        {"sigma": 1.0, "border": "symmetric"},
     ),
     (
-        lambda: MultiScaleStructuralSimilarityIndexMeasure(1.0, betas=(0.2, 0.3, 0.5)),
+        lambda **kw: StructuralSimilarityIndexMeasure(False, 1.5, (5, 7), data_range=(0.0, 1.0), **kw),
+        structural_similarity_index_measure,
+        {"gaussian_kernel": False, "kernel_size": (5, 7), "data_range": (0.0, 1.0)},
+    ),
+    (
+        lambda **kw: MultiScaleStructuralSimilarityIndexMeasure(data_range=1.0, betas=(0.2, 0.3, 0.5), **kw),
         multiscale_structural_similarity_index_measure,
         {"betas": (0.2, 0.3, 0.5)},
     ),
 ]
 
 
+def _call(functional, preds, target, options, **extra):
+    return functional(preds, target, **{"data_range": 1.0, **options, **extra})
+
+
 @pytest.mark.parametrize(("make", "functional", "options"), CASES)
 def test_batches_give_the_one_shot_value(rng, make, functional, options):
     preds, target = _pairs(rng, 13, (3, 44, 47))
-    metric = make()
-    per_image = _feed(metric, preds, target, rng)
-    expected = functional(preds, target, 1.0, reduction="none", **options)
-    torch.testing.assert_close(per_image, expected, rtol=0, atol=1e-15)
-    value = metric.compute()
+    mean, total, each = make(), make(reduction="sum"), make(reduction="none")
+    for p, t in _split(rng, preds, target):
+        expected = _call(functional, p, t, options)
+        # forward returns the batch's own value, as torchmetrics' does.
+        torch.testing.assert_close(mean(p, t), expected, rtol=1e-14, atol=0)
+        torch.testing.assert_close(total(p, t), _call(functional, p, t, options, reduction="sum"), rtol=1e-14, atol=0)
+        expected = _squeezed(_call(functional, p, t, options, reduction="none"))
+        torch.testing.assert_close(each(p, t), expected, rtol=1e-14, atol=0)
+    per_image = _call(functional, preds, target, options, reduction="none")
+    # BLAS may round the last bit differently for another number of images in a product.
+    torch.testing.assert_close(each.compute(), per_image, rtol=1e-14, atol=0)
+    value = mean.compute()
     assert value.dtype == torch.float64
-    assert int(metric.num_images) == 13
-    torch.testing.assert_close(value, expected.mean(), rtol=1e-13, atol=0)
+    assert int(mean.num_images) == 13
+    torch.testing.assert_close(value, per_image.mean(), rtol=1e-13, atol=0)
+    torch.testing.assert_close(total.compute(), per_image.sum(), rtol=1e-13, atol=0)
 
 
-def test_merge_state_equals_one_stream(rng):
+@pytest.mark.parametrize("option", ["return_full_image", "return_contrast_sensitivity"])
+def test_per_image_outputs_are_kept_in_order(rng, option):
+    preds, target = _pairs(rng, 7, (2, 20, 22))
+    metric = SSIM(data_range=1.0, reduction="none", **{option: True})
+    batches = _split(rng, preds, target)
+    for p, t in batches:
+        value, image = metric(p, t)
+        expected = structural_similarity_index_measure(p, t, data_range=1.0, reduction="none", **{option: True})
+        assert torch.equal(value, _squeezed(expected[0]))
+        assert torch.equal(image, _squeezed(expected[1]))
+    value, image = metric.compute()
+    expected = structural_similarity_index_measure(preds, target, data_range=1.0, reduction="none", **{option: True})
+    torch.testing.assert_close(value, expected[0], rtol=1e-14, atol=0)
+    torch.testing.assert_close(image, expected[1], rtol=1e-14, atol=1e-15)
+
+
+def test_full_images_of_another_size_are_refused_and_change_nothing(rng):
+    metric = SSIM(data_range=1.0, return_full_image=True)
+    metric.update(*_pairs(rng, 2, (1, 20, 20)))
+    before = _state(metric)
+    with pytest.raises(ValueError, match=r"maps of shape \(1, 20, 20\) so far"):
+        metric.update(*_pairs(rng, 2, (1, 21, 20)))
+    assert _same_state(before, metric)
+
+
+@pytest.mark.parametrize("reduction", ["elementwise_mean", "none"])
+def test_merge_state_equals_one_stream(rng, reduction):
     preds, target = _pairs(rng, 9)
-    whole, left, right = SSIM(1.0), SSIM(1.0), SSIM(1.0)
+    whole, left, right = (SSIM(data_range=1.0, reduction=reduction) for _ in range(3))
     whole.update(preds, target)
     left.update(preds[:2], target[:2])
     right.update(preds[2:], target[2:])
-    left.merge_state(right)
-    torch.testing.assert_close(left.compute(), whole.compute(), rtol=1e-14, atol=0)
-    assert int(left.num_images) == 9
+    # torchmetrics' order: the incoming state's images first.
+    right.merge_state(left)
+    torch.testing.assert_close(right.compute(), whole.compute(), rtol=1e-14, atol=0)
+    assert int(right.num_images) == 9
 
 
 @pytest.mark.filterwarnings("ignore:The ``compute`` method:UserWarning")
 def test_aliases_reset_and_empty_compute(rng):
     assert SSIM is StructuralSimilarityIndexMeasure
     assert MS_SSIM is MultiScaleStructuralSimilarityIndexMeasure
-    metric = SSIM(1.0)
+    metric = SSIM(data_range=1.0, reduction="none")
     with pytest.raises(RuntimeError, match="no images yet"):
         metric.compute()
     metric.update(*_pairs(rng, 2))
     metric.reset()
     assert int(metric.num_images) == 0
     assert metric.similarity_sum.item() == 0.0
+    assert metric.similarity == []
     assert metric.higher_is_better is True
+    assert metric.is_differentiable is True
 
 
 @pytest.mark.parametrize(
@@ -90,41 +156,45 @@ def test_aliases_reset_and_empty_compute(rng):
     [
         (torch.rand(2, 3, 20, 20) * 3, torch.rand(2, 3, 20, 20), ValueError, "span at most data_range=1"),
         (torch.rand(2, 3, 20, 20), torch.rand(2, 3, 20, 21), ValueError, "the same shape"),
-        (torch.rand(2, 3, 9, 20), torch.rand(2, 3, 9, 20), ValueError, "at least 11×11 pixels"),
+        (torch.rand(2, 3, 5, 20), torch.rand(2, 3, 5, 20), ValueError, "at least 6×6 pixels"),
         (torch.ones(2, 3, 20, 20, dtype=torch.int16), torch.ones(2, 3, 20, 20), TypeError, "uint8 or floating"),
         (torch.full((2, 3, 20, 20), float("nan")), torch.rand(2, 3, 20, 20), ValueError, "`preds` to be finite"),
         (torch.rand(3, 20, 20), torch.rand(3, 20, 20), ValueError, r"\[N, C, H, W\]"),
         ([[0.0]], torch.rand(2, 3, 20, 20), TypeError, "`preds` to be a torch.Tensor"),
     ],
 )
-def test_bad_update_leaves_state_untouched(rng, preds, target, error, match):
-    metric = StructuralSimilarityIndexMeasure(data_range=1.0)
+@pytest.mark.parametrize("reduction", ["elementwise_mean", "none"])
+def test_bad_update_leaves_state_untouched(rng, preds, target, error, match, reduction):
+    metric = StructuralSimilarityIndexMeasure(data_range=1.0, reduction=reduction)
     metric.update(*_pairs(rng, 3, (3, 20, 20)))
     before, count = _state(metric), metric.update_count
     with pytest.raises(error, match=match):
         metric.update(preds, target)
-    after = metric.metric_state
-    assert all(torch.equal(value, after[name]) for name, value in before.items())
+    with pytest.raises(error, match=match):
+        metric(preds, target)
+    assert _same_state(before, metric)
     assert metric.update_count == count
 
 
 def test_ms_ssim_too_small_leaves_state_untouched(rng):
     metric = MultiScaleStructuralSimilarityIndexMeasure(data_range=1.0)
-    metric.update(*_pairs(rng, 1, (1, 176, 180)))
+    metric.update(*_pairs(rng, 1, (1, 96, 100)))
     before = _state(metric)
-    with pytest.raises(ValueError, match=r"at least 176×176 pixels"):
-        metric.update(*_pairs(rng, 2, (1, 100, 200)))
-    assert all(torch.equal(value, metric.metric_state[name]) for name, value in before.items())
+    with pytest.raises(ValueError, match=r"at least 96×96 pixels"):
+        metric.update(*_pairs(rng, 2, (1, 80, 200)))
+    assert _same_state(before, metric)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"data_range": None}, TypeError, "data_range"),
-        ({"data_range": 1.0, "kernel_size": 0}, ValueError, "odd positive number, got 0"),
+        ({}, ValueError, r"pass data_range=1.0 for images in \[0, 1\], 255 for uint8"),
+        ({"data_range": 1.0, "kernel_size": 0}, ValueError, "odd positive numbers, got 0"),
         ({"data_range": 1.0, "sigma": 0}, ValueError, "`sigma`"),
         ({"data_range": 1.0, "k1": -0.01}, ValueError, "`k1`"),
         ({"data_range": 1.0, "border": "same"}, ValueError, "`border`"),
+        ({"data_range": 1.0, "reduction": "mean"}, ValueError, "`reduction` to be one of"),
+        ({"data_range": 1.0, "gaussian_kernel": 1.0}, TypeError, r"pass the range by keyword, `data_range=1.0`"),
     ],
 )
 def test_bad_construction(kwargs, error, match):
@@ -134,17 +204,30 @@ def test_bad_construction(kwargs, error, match):
         MultiScaleStructuralSimilarityIndexMeasure(**kwargs)
 
 
-def test_ms_ssim_bad_betas():
+def test_old_positional_range_and_bad_options_are_refused():
+    with pytest.raises(TypeError, match=r"`data_range=1.0`"):
+        SSIM(1.0)
+    with pytest.raises(TypeError, match=r"`data_range=255`"):
+        MS_SSIM(255, 11, 1.5)
+    with pytest.raises(ValueError, match="at most one of"):
+        SSIM(data_range=1.0, return_full_image=True, return_contrast_sensitivity=True)
     with pytest.raises(ValueError, match="betas"):
-        MultiScaleStructuralSimilarityIndexMeasure(1.0, betas=())
+        MultiScaleStructuralSimilarityIndexMeasure(data_range=1.0, betas=())
+    with pytest.raises(ValueError, match="`normalize`"):
+        MultiScaleStructuralSimilarityIndexMeasure(data_range=1.0, normalize="sigmoid")
 
 
 @pytest.mark.parametrize(("make", "functional", "options"), CASES)
-def test_inputs_that_require_grad_give_the_same_value_and_a_detached_state(rng, make, functional, options):
+def test_forward_is_differentiable_and_the_state_holds_no_graph(rng, make, functional, options):
     preds, target = _pairs(rng, 3, (3, 44, 47))
     plain, tracked = make(), make()
     plain.update(preds, target)
-    per_image = tracked(preds.clone().requires_grad_(), target.clone().requires_grad_())
-    assert not per_image.requires_grad
+    tracked_preds = preds.clone().requires_grad_()
+    value = tracked(tracked_preds, target)
+    assert value.requires_grad
+    (1 - value).backward()
+    reference_preds = preds.clone().requires_grad_()
+    (1 - _call(functional, reference_preds, target, options)).backward()
+    torch.testing.assert_close(tracked_preds.grad, reference_preds.grad, rtol=1e-12, atol=1e-15)
     assert not any(value.requires_grad for value in tracked.metric_state.values())
     assert torch.equal(tracked.compute(), plain.compute())

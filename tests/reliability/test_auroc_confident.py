@@ -83,10 +83,10 @@ def _exact(task, classes, input_kind, preds, target):
 def test_default_binned_auroc_is_within_1e3_of_exact_on_confident_scores(rng, family):
     task, classes, input_kind, preds, target = FAMILIES[family](rng)
     exact = _exact(task, classes, input_kind, preds, target)
-    value = auroc(preds, target, task, classes, num_bins=2001, input=input_kind).item()
+    value = auroc(preds, target, task, "binned", classes, classes, input=input_kind).item()
     assert abs(value - exact) <= 1e-3, (value, exact)
     # The class (its default configuration) fed in uneven batches holds the same histograms: the same value.
-    metric = AUROC(task, classes, input=input_kind)
+    metric = AUROC(task, num_classes=classes, num_labels=classes, input=input_kind)
     assert (metric.num_bins, metric.spacing) == (2001, "linear+logit")
     cuts = np.sort(rng.choice(np.arange(1, preds.shape[0]), size=5, replace=False))
     for p, t in zip(np.split(preds.numpy(), cuts), np.split(target.numpy(), cuts), strict=True):
@@ -100,7 +100,8 @@ def test_linear_bins_read_low_on_these_scores(rng, family):
     # The families are confident indeed: the previous default (torchmetrics' thresholds) misses by more than 1e-2.
     task, classes, input_kind, preds, target = FAMILIES[family](rng)
     exact = _exact(task, classes, input_kind, preds, target)
-    linear = auroc(preds, target, task, classes, num_bins=1000, input=input_kind, spacing="linear").item()
+    linear = auroc(preds, target, task, "binned", classes, classes, num_bins=1000, input=input_kind, spacing="linear")
+    linear = linear.item()
     assert exact - linear > 1e-2
 
 
@@ -129,9 +130,9 @@ def test_error_bound_bounds_the_error_on_random_inputs(rng, spacing):
             preds = np.round(logits, 1) if rng.random() < 0.3 else logits
         preds = torch.from_numpy(preds.reshape(-1) if task == "binary" else preds)
         target = torch.from_numpy(target)
-        metric = AUROC(task, classes, num_bins=num_bins, input=input_kind, spacing=spacing, average="none")
+        metric = AUROC(task, "binned", classes, classes, "none", num_bins=num_bins, input=input_kind, spacing=spacing)
         metric.update(preds, target)
-        exact = AUROC(task, classes, num_bins=None, input=input_kind, average="none")
+        exact = AUROC(task, None, classes, classes, "none", input=input_kind)
         exact.update(preds, target)
         error = (metric.compute() - exact.compute()).abs()
         bound = metric.error_bound()
@@ -175,7 +176,7 @@ def test_class_fidelity_auroc_on_a_confident_classifier(rng, auroc_bins):
         logits = classifier(images.double() / 255)
     probabilities = torch.softmax(logits, dim=1).numpy()
     exact = roc_auc_score(labels.numpy(), probabilities, multi_class="ovr")
-    linear = auroc(logits, labels, "multiclass", 10, num_bins=1000, input="logits", spacing="linear").item()
+    linear = auroc(logits, labels, "multiclass", "binned", 10, num_bins=1000, input="logits", spacing="linear").item()
     assert exact - linear > 1e-2  # confident enough to defeat the previous default's bins
     if auroc_bins is None:
         assert sorted(values) == ["accuracy", "auroc", "balanced_accuracy"]  # exact: no bound to log

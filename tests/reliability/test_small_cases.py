@@ -51,7 +51,7 @@ def test_inception_score_on_small_sets_never_fails_and_is_shard_invariant(rng, s
     sizes = [2 * splits, 2 * splits + 1, limit - 1, limit, limit + 1, *rng.integers(2 * splits, limit + 2 * splits, 15)]
     for n in sizes:
         images = _images(rng, int(n))
-        whole = _feed(InceptionScore(PixelLogits(), splits=splits), images, rng)
+        whole = _feed(InceptionScore(PixelLogits(), splits=splits, feature_input="float"), images, rng)
         mean, std = whole.compute()  # never raises
         split_index = _documented_split_index(images, splits, limit)
         assert np.bincount(split_index, minlength=splits).min() >= (2 if n < limit else 1)
@@ -62,7 +62,7 @@ def test_inception_score_on_small_sets_never_fails_and_is_shard_invariant(rng, s
         order = torch.from_numpy(rng.permutation(int(n)))
         cuts = np.sort(rng.integers(0, int(n) + 1, size=2)).tolist()
         shards = [
-            _feed(InceptionScore(PixelLogits(), splits=splits), images[order[a:b]], rng)
+            _feed(InceptionScore(PixelLogits(), splits=splits, feature_input="float"), images[order[a:b]], rng)
             for a, b in zip([0, *cuts], [*cuts, int(n)], strict=True)
         ]
         first, *rest = (shards[i] for i in rng.permutation(3))
@@ -75,7 +75,7 @@ def test_ten_splits_on_twenty_to_thirty_images_never_fail(rng):
     # Issue 12 (B6): with split = key mod 10, 30 images left a split empty about 40% of the time.
     for _ in range(60):
         n = int(rng.integers(20, 31))
-        metric = InceptionScore(PixelLogits(), splits=10, seed=int(rng.integers(2**31)))
+        metric = InceptionScore(PixelLogits(), splits=10, seed=int(rng.integers(2**31)), feature_input="float")
         metric.update(_images(rng, n))
         mean, std = metric.compute()
         assert 1.0 <= mean.item() <= NUM_CLASSES
@@ -95,7 +95,9 @@ def test_consecutive_sample_ids_never_leave_a_split_empty(rng, splits):
             assert sizes.max() - sizes.min() <= 1
         images = _images(rng, n)
         order = torch.from_numpy(rng.permutation(n))
-        metric = _feed(InceptionScore(PixelLogits(), splits=splits, seed=3), images[order], rng, ids[order])
+        metric = _feed(
+            InceptionScore(PixelLogits(), splits=splits, seed=3, feature_input="float"), images[order], rng, ids[order]
+        )
         expected = exact_inception_score(_logits(images), ids_to_balanced_splits(ids, splits, seed=3).numpy(), splits)
         assert tuple(v.item() for v in metric.compute()) == pytest.approx(expected, rel=1e-10, abs=1e-12)
 
@@ -111,7 +113,7 @@ def _ddp_images(case: int, seed: int) -> torch.Tensor:
 
 
 def _ddp_metric(case: int) -> InceptionScore:
-    return InceptionScore(PixelLogits(), splits=_DDP_CASES[case][0])
+    return InceptionScore(PixelLogits(), splits=_DDP_CASES[case][0], feature_input="float")
 
 
 def _ddp_rank(rank: int, world_size: int, seed: int) -> dict:

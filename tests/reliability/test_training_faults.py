@@ -205,7 +205,7 @@ def test_nonfinite_reconstructions_log_nan(tmp_path: Path) -> None:
         reconstruction_data=data,
         real_input_range=(0, 1),
         log_images=False,
-        metric_kwargs={"ssim": {"kernel_size": 3}},
+        metric_kwargs={"ssim": {"gaussian_kernel": False, "kernel_size": 3}},
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
