@@ -20,7 +20,8 @@ from lightning_genmetrics import FrechetInceptionDistance, InceptionScore, Kerne
 
 
 def stand_in_network(out_features: int, seed: int = 0, gain: float = 1.0) -> nn.Module:
-    """A seeded conv net: float images in [0, 1] -> ``out_features`` values (scaled by ``gain``)."""
+    """A seeded conv net: images as passed to ``update`` (here floats in [-1, 1]) -> ``out_features`` values (scaled
+    by ``gain``)."""
     torch.manual_seed(seed)
     head = nn.Linear(16 * 2 * 2, out_features)
     with torch.no_grad():

@@ -40,7 +40,6 @@ from lightning_genmetrics.callbacks._config import (
 from lightning_genmetrics.callbacks.conditional import ClassFidelity, MaskFidelity
 from lightning_genmetrics.callbacks.real_statistics import (
     RESERVOIR,
-    batch_to_images,
     kid_cache_key,
     kid_cache_path,
     load_tensors,
@@ -53,7 +52,7 @@ from lightning_genmetrics.callbacks.real_statistics import (
 from lightning_genmetrics.callbacks.reconstruction import RECONSTRUCTION_METRICS, ReconstructionQuality
 from lightning_genmetrics.callbacks.sharding import RankShare, known_sample_count
 from lightning_genmetrics.callbacks.weights import evaluation_weights, match_ema_target
-from lightning_genmetrics.features.preprocess import InputRange, check_input_range, images_to_uint8
+from lightning_genmetrics.features.preprocess import InputRange, batch_to_images, check_input_range, images_to_uint8
 from lightning_genmetrics.features.shared import shared_extraction
 from lightning_genmetrics.metrics import FrechetInceptionDistance, InceptionScore, KernelInceptionDistance
 from lightning_genmetrics.samplers.base import (
@@ -524,7 +523,7 @@ class GenerativeMetricsCallback(Callback):
                 "Expected `real` to hold real images, got a DataLoader that yields no batch."
             ) from None
         try:
-            images_to_uint8(batch_to_images(first), self._real_range(), name="real images")
+            images_to_uint8(batch_to_images(first, "real batch"), self._real_range(), name="real images")
         except (TypeError, ValueError) as error:
             raise MisconfigurationException(
                 f"The first batch of `real` cannot be used (`real_input_range` is {self._real_range()}): {error}"
@@ -1024,7 +1023,7 @@ class GenerativeMetricsCallback(Callback):
         quality.reset()
         nonfinite = 0
         for item in RankShare(self.reconstruction_data, rank=trainer.global_rank, world_size=trainer.world_size):
-            images = batch_to_images(item.batch).to(device)
+            images = batch_to_images(item.batch, "real batch").to(device)
             with timer("reconstruction"):
                 reconstructions = self.reconstruct(pl_module, images)
             if not isinstance(reconstructions, Tensor):

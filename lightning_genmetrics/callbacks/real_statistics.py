@@ -22,27 +22,12 @@ from torch import Tensor
 
 from lightning_genmetrics._files import read_npz, write_atomically
 from lightning_genmetrics.callbacks.sharding import RankShare
-from lightning_genmetrics.features.preprocess import InputRange, images_to_uint8
+from lightning_genmetrics.features.preprocess import InputRange, batch_to_images, images_to_uint8
 
 # Bumped when anything that changes the statistics or the key (hashing, conversion) changes.
 CACHE_PROTOCOL = "genmetrics-callback-real-v1"
 _DIGEST_BYTES = 32
 RESERVOIR = ("n", "features", "keys")
-
-
-def batch_to_images(batch: Any) -> Tensor:
-    """The images of a real batch: the batch itself, or the first entry of an ``(images, labels, ...)`` batch.
-
-    Raises:
-        TypeError: neither a tensor nor a tuple/list starting with one.
-    """
-    if isinstance(batch, Tensor):
-        return batch
-    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Tensor):
-        return batch[0]
-    raise TypeError(
-        f"Expected a real batch to be an image tensor or an (images, labels) tuple, got {type(batch).__name__}."
-    )
 
 
 def read_real_images(
@@ -64,7 +49,7 @@ def read_real_images(
     """
     rows: dict[int, Tensor] = {}
     for item in share:
-        uint8 = images_to_uint8(batch_to_images(item.batch), input_range, name="real images")
+        uint8 = images_to_uint8(batch_to_images(item.batch, "real batch"), input_range, name="real images")
         digest = hashlib.sha256(str(tuple(uint8.shape)).encode())
         digest.update(uint8.cpu().contiguous().numpy().tobytes())
         rows[item.index] = torch.tensor([*digest.digest(), uint8.shape[0]], dtype=torch.int64)

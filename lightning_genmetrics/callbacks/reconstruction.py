@@ -55,9 +55,13 @@ class ReconstructionQuality(nn.Module):
     ) -> None:
         super().__init__()
         self.input_range = input_range
+        # The protocols papers report: SSIM over the valid windows (scikit-image, Wang et al.), the mean of
+        # per-image PSNRs. The classes default to torchmetrics' numbers instead; metric_kwargs override these.
         builders = {
-            "ssim": lambda kwargs: StructuralSimilarityIndexMeasure(data_range=1.0, **kwargs),
-            "ms_ssim": lambda kwargs: MultiScaleStructuralSimilarityIndexMeasure(data_range=1.0, **kwargs),
+            "ssim": lambda kwargs: StructuralSimilarityIndexMeasure(data_range=1.0, **{"border": "valid", **kwargs}),
+            "ms_ssim": lambda kwargs: MultiScaleStructuralSimilarityIndexMeasure(
+                data_range=1.0, **{"border": "valid", **kwargs}
+            ),
             "psnr": lambda kwargs: PeakSignalNoiseRatio(data_range=1.0, **{"dim": (1, 2, 3), **kwargs}),
             "lpips": lambda kwargs: LearnedPerceptualImagePatchSimilarity(normalize=True, **kwargs),
         }

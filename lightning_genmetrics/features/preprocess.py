@@ -35,6 +35,40 @@ def check_input_range(input_range: Any) -> InputRange | None:
     return value
 
 
+def batch_to_images(batch: Any, name: str = "images") -> Any:
+    """The images of a batch: the batch itself, or the first entry of an ``(images, labels, ...)`` tuple or list,
+    which is what a ``DataLoader`` over a ``TensorDataset`` yields.
+
+    Anything that is not a tuple or list is returned as it is (the image checks come after).
+
+    Raises:
+        TypeError: an empty tuple or list, one whose first entry is not a tensor, or a list of single images
+            ``[C, H, W]`` (stack them into ``[N, C, H, W]``: taking the first would drop the rest silently).
+
+    Example:
+        >>> import torch
+        >>> images, labels = torch.zeros(4, 3, 8, 8), torch.arange(4)
+        >>> batch_to_images([images, labels]).shape
+        torch.Size([4, 3, 8, 8])
+    """
+    if not isinstance(batch, (tuple, list)):
+        return batch
+    kind = type(batch).__name__
+    if not batch or not isinstance(batch[0], Tensor):
+        first = type(batch[0]).__name__ if batch else "nothing"
+        raise TypeError(
+            f"Expected `{name}` to be an image tensor [N, C, H, W] or an (images, labels, ...) {kind} starting with "
+            f"one, got a {kind} starting with {first}."
+        )
+    if batch[0].ndim == 3:
+        raise TypeError(
+            f"Expected `{name}` to be an image tensor [N, C, H, W] or an (images, labels, ...) {kind}, got a {kind} "
+            f"of {len(batch)} entries starting with a single image of shape {tuple(batch[0].shape)}: stack the "
+            "images into one tensor (torch.stack) first."
+        )
+    return batch[0]
+
+
 def images_to_uint8(images: Any, input_range: InputRange | None, *, name: str = "images") -> Tensor:
     """Check a batch of images and return it as uint8 ``[N, 3, H, W]``.
 

@@ -20,6 +20,7 @@ from lightning_genmetrics.features.extractor import (
     torchmetrics_input_range,
     torchmetrics_weights_path,
 )
+from lightning_genmetrics.features.preprocess import batch_to_images
 from lightning_genmetrics.functional.frechet import _distance_from_root, _sqrt_rank, psd_sqrt
 from lightning_genmetrics.functional.moments import (
     Moments,
@@ -486,6 +487,11 @@ class FrechetInceptionDistance(FrechetDistance):
     def update(self, images: Tensor, real: bool) -> None:  # type: ignore[override]
         """Add a batch of images to the real or the generated side.
 
+        Args:
+            images: uint8 ``[N, C, H, W]``, or float in ``input_range``; or an ``(images, labels, ...)`` batch
+                (a ``DataLoader`` over a ``TensorDataset``), whose first tensor is taken.
+            real: which side.
+
         Raises:
             TypeError: ``images`` not a tensor, of an unsupported dtype, or float without
                 ``input_range``; ``real`` not a bool.
@@ -494,4 +500,4 @@ class FrechetInceptionDistance(FrechetDistance):
         """
         check_bool(real, "real")
         self._check_real_side_open(real)
-        super().update(self.extractor(images), real)
+        super().update(self.extractor(batch_to_images(images)), real)

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from lightning_genmetrics._checks import check_option, check_positive_int
 from lightning_genmetrics.features.extractor import FeatureInput, ImageFeatures, InputRange, torchmetrics_input_range
+from lightning_genmetrics.features.preprocess import batch_to_images
 from lightning_genmetrics.functional.inception_score import (
     chunk_split_index,
     ids_to_balanced_splits,
@@ -177,13 +178,15 @@ class InceptionScore(SufficientStatisticMetric):
         """Add a batch of generated images.
 
         Args:
-            images: uint8 ``[N, C, H, W]``, or float in ``input_range``.
+            images: uint8 ``[N, C, H, W]``, or float in ``input_range``; or an ``(images, labels, ...)`` batch
+                (a ``DataLoader`` over a ``TensorDataset``), whose first tensor is taken.
             sample_ids: optional integer ``[N]`` ids that decide the splits instead of the pixels.
 
         Raises:
             TypeError: bad ``images`` or ``sample_ids`` type; float images without ``input_range``.
             ValueError: bad shapes, NaN/Inf, values out of range, or logits of another class count.
         """
+        images = batch_to_images(images)
         uint8 = self.extractor.prepare(images)
         if self.sampling == "torchmetrics":
             if sample_ids is not None:

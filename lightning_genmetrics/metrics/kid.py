@@ -16,6 +16,7 @@ from lightning_genmetrics.features.extractor import (
     InputRange,
     torchmetrics_input_range,
 )
+from lightning_genmetrics.features.preprocess import batch_to_images
 from lightning_genmetrics.functional.kid import check_kernel_parameters, kernel_inception_distance
 from lightning_genmetrics.functional.sampling import bottom_k
 from lightning_genmetrics.metrics._base import SufficientStatisticMetric
@@ -227,7 +228,8 @@ class KernelInceptionDistance(SufficientStatisticMetric):
         """Add a batch of images to the real or the generated side.
 
         Args:
-            images: uint8 ``[N, C, H, W]``, or float in ``input_range``.
+            images: uint8 ``[N, C, H, W]``, or float in ``input_range``; or an ``(images, labels, ...)`` batch
+                (a ``DataLoader`` over a ``TensorDataset``), whose first tensor is taken.
             real: which side.
             sample_ids: optional integer ``[N]`` ids that decide the reservoir instead of the pixels.
 
@@ -238,6 +240,7 @@ class KernelInceptionDistance(SufficientStatisticMetric):
         """
         check_bool(real, "real")
         side = "real" if real else "fake"
+        images = batch_to_images(images)
         uint8 = self.extractor.prepare(images)
         if self.sampling == "torchmetrics":
             if sample_ids is not None:
