@@ -244,8 +244,8 @@ class SummedStateMetric(SufficientStatisticMetric):
     increments to ``_accumulate_batch``.
     """
 
-    def _accumulate_batch(self, per_image: Tensor | None = None, **increments: Tensor) -> None:
-        """Add ``increments`` (state name -> value) to the states (``per_image`` is unused, kept for callers)."""
+    def _accumulate_batch(self, **increments: Tensor) -> None:
+        """Add ``increments`` (state name -> value) to the states."""
         for name, increment in increments.items():
             current = getattr(self, name)
             setattr(self, name, current + increment.to(device=current.device, dtype=current.dtype))
