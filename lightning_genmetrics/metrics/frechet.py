@@ -484,20 +484,20 @@ class FrechetInceptionDistance(FrechetDistance):
         """The extractor's name, weights hash, layer and resize protocol."""
         return dataclasses.replace(super().feature_provenance(), **self.extractor.provenance_fields())
 
-    def update(self, images: Tensor, real: bool) -> None:  # type: ignore[override]
+    def update(self, imgs: Tensor, real: bool) -> None:  # type: ignore[override]
         """Add a batch of images to the real or the generated side.
 
         Args:
-            images: uint8 ``[N, C, H, W]``, or float in ``input_range``; or an ``(images, labels, ...)`` batch
+            imgs: uint8 ``[N, C, H, W]``, or float in ``input_range``; or an ``(images, labels, ...)`` batch
                 (a ``DataLoader`` over a ``TensorDataset``), whose first tensor is taken.
             real: which side.
 
         Raises:
-            TypeError: ``images`` not a tensor, of an unsupported dtype, or float without
+            TypeError: ``imgs`` not a tensor, of an unsupported dtype, or float without
                 ``input_range``; ``real`` not a bool.
             ValueError: bad shape or channel count, NaN/Inf, values outside ``input_range``, or
                 features from the extractor that are not ``[N, D]`` or not finite.
         """
         check_bool(real, "real")
         self._check_real_side_open(real)
-        super().update(self.extractor(batch_to_images(images)), real)
+        super().update(self.extractor(batch_to_images(imgs)), real)

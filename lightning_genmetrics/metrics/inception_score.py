@@ -174,19 +174,19 @@ class InceptionScore(SufficientStatisticMetric):
         self._defaults["pending_p"] = empty.clone()
         self.pending_p = empty
 
-    def update(self, images: Tensor, sample_ids: Tensor | None = None) -> None:
+    def update(self, imgs: Tensor, sample_ids: Tensor | None = None) -> None:
         """Add a batch of generated images.
 
         Args:
-            images: uint8 ``[N, C, H, W]``, or float in ``input_range``; or an ``(images, labels, ...)`` batch
+            imgs: uint8 ``[N, C, H, W]``, or float in ``input_range``; or an ``(images, labels, ...)`` batch
                 (a ``DataLoader`` over a ``TensorDataset``), whose first tensor is taken.
             sample_ids: optional integer ``[N]`` ids that decide the splits instead of the pixels.
 
         Raises:
-            TypeError: bad ``images`` or ``sample_ids`` type; float images without ``input_range``.
+            TypeError: bad ``imgs`` or ``sample_ids`` type; float images without ``input_range``.
             ValueError: bad shapes, NaN/Inf, values out of range, or logits of another class count.
         """
-        images = batch_to_images(images)
+        images = batch_to_images(imgs)
         uint8 = self.extractor.prepare(images)
         if self.sampling == "torchmetrics":
             if sample_ids is not None:

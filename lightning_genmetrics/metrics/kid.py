@@ -224,23 +224,23 @@ class KernelInceptionDistance(SufficientStatisticMetric):
         keys = getattr(self, f"{side}_keys")
         return getattr(self, f"{side}_features")[torch.sort(keys, stable=True).indices]
 
-    def update(self, images: Tensor, real: bool, sample_ids: Tensor | None = None) -> None:
+    def update(self, imgs: Tensor, real: bool, sample_ids: Tensor | None = None) -> None:
         """Add a batch of images to the real or the generated side.
 
         Args:
-            images: uint8 ``[N, C, H, W]``, or float in ``input_range``; or an ``(images, labels, ...)`` batch
+            imgs: uint8 ``[N, C, H, W]``, or float in ``input_range``; or an ``(images, labels, ...)`` batch
                 (a ``DataLoader`` over a ``TensorDataset``), whose first tensor is taken.
             real: which side.
             sample_ids: optional integer ``[N]`` ids that decide the reservoir instead of the pixels.
 
         Raises:
-            TypeError: bad ``images``/``sample_ids`` type, float images without ``input_range``,
+            TypeError: bad ``imgs``/``sample_ids`` type, float images without ``input_range``,
                 ``real`` not a bool.
             ValueError: bad shapes, NaN/Inf, values out of range, or features of another size.
         """
         check_bool(real, "real")
         side = "real" if real else "fake"
-        images = batch_to_images(images)
+        images = batch_to_images(imgs)
         uint8 = self.extractor.prepare(images)
         if self.sampling == "torchmetrics":
             if sample_ids is not None:

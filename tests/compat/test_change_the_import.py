@@ -111,8 +111,8 @@ def similarity(data, out):
 def generative(data, out):
     net = data["feature_net"]
     fid = FrechetInceptionDistance(feature=net, input_img_size=(3, 8, 8))
-    fid.update(data["real_uint8"], real=True)
-    fid.update(data["fake_uint8"], real=False)
+    fid.update(imgs=data["real_uint8"], real=True)
+    fid.update(data["fake_uint8"], False)
     out["fid"] = fid.compute()
     fid_normalized = FrechetInceptionDistance(net, False, True, (3, 8, 8))
     fid_normalized.update(data["real_uint8"].float() / 255, real=True)
@@ -131,7 +131,7 @@ def generative(data, out):
 
     torch.manual_seed(0)
     inception = InceptionScore(feature=data["logit_net"], splits=1)
-    inception.update(data["fake_uint8"])
+    inception.update(imgs=data["fake_uint8"])
     mean, std = inception.compute()
     out["inception score"] = mean
 

@@ -174,10 +174,10 @@ def test_not_enough_images():
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"images": torch.rand(4, 3, 8, 8)}, TypeError, "input_range"),
-        ({"images": torch.zeros(4, 2, 8, 8, dtype=torch.uint8)}, ValueError, "1 or 3 channels"),
-        ({"images": torch.zeros(4, 3, 8, 8, dtype=torch.uint8), "sample_ids": torch.arange(3)}, ValueError, r"\[4\]"),
-        ({"images": torch.zeros(4, 3, 8, 8, dtype=torch.uint8), "sample_ids": torch.ones(4)}, TypeError, "integer"),
+        ({"imgs": torch.rand(4, 3, 8, 8)}, TypeError, "input_range"),
+        ({"imgs": torch.zeros(4, 2, 8, 8, dtype=torch.uint8)}, ValueError, "1 or 3 channels"),
+        ({"imgs": torch.zeros(4, 3, 8, 8, dtype=torch.uint8), "sample_ids": torch.arange(3)}, ValueError, r"\[4\]"),
+        ({"imgs": torch.zeros(4, 3, 8, 8, dtype=torch.uint8), "sample_ids": torch.ones(4)}, TypeError, "integer"),
     ],
 )
 def test_bad_update_leaves_state_untouched(rng, kwargs, error, match):
