@@ -81,9 +81,9 @@ class InceptionScore(SufficientStatisticMetric):
             module whose output is taken as logits.
         splits: number of splits.
         normalize: torchmetrics' switch: ``True`` for float images in ``[0, 1]`` (the same as
-            ``input_range=(0, 1)``), ``False`` for uint8. torchmetrics truncates them to uint8
-            (``(x * 255).byte()``), also before a custom module; here they are rounded for the
-            standard network and a custom module gets them as given (pass ``(x * 255).byte()`` to match).
+            ``input_range=(0, 1)``), ``False`` for uint8. A custom module taking the images as given
+            receives ``(x * 255).byte()``, as torchmetrics' InceptionScore hands it; for the standard
+            network floats are rounded to uint8 (torchmetrics truncates: pass ``(x * 255).byte()`` to match).
         input_range: the range of float images, ``(0, 1)`` or ``(-1, 1)``; ``None`` accepts uint8 only
             (unless ``normalize``).
         feature_input: what a custom module receives: ``"as_given"`` (default: the images passed to
@@ -135,6 +135,9 @@ class InceptionScore(SufficientStatisticMetric):
         self.splits = check_positive_int(splits, "splits")
         self.seed = check_positive_int(seed, "seed", minimum=0)
         self.sampling: Sampling = check_option(sampling, "sampling", ("seeded", "torchmetrics"))  # type: ignore[assignment]
+        # torchmetrics' InceptionScore (unlike its FID and KID) hands its network (x * 255).byte() under
+        # normalize=True, a custom network included: do the same for a network that takes the images as given.
+        self._truncate_floats = normalize is True
         self.extractor = ImageFeatures.resolve(
             feature,
             input_range=torchmetrics_input_range(normalize, input_range),
@@ -197,7 +200,8 @@ class InceptionScore(SufficientStatisticMetric):
             keys = self.hashed_n + torch.arange(uint8.shape[0], device=self.hashed_n.device)
         else:
             keys = image_keys(uint8, sample_ids, self.seed)  # also validates sample_ids
-        logits = self.extractor.extract(uint8, images)
+        given = (images * 255).byte() if self._truncate_floats and images.is_floating_point() else images
+        logits = self.extractor.extract(uint8, given)
         if self.num_classes is not None and logits.shape[1] != self.num_classes:
             raise ValueError(f"Expected logits with {self.num_classes} classes, got shape {tuple(logits.shape)}.")
         device = self.split_n.device

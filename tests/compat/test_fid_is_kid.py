@@ -455,15 +455,24 @@ def test_is_torchmetrics_sampling_gives_torchmetrics_value_under_the_same_seed(r
     _both(_pair(ours.compute()), expected)
 
 
-def test_is_normalize_true_custom_network_gets_truncated_uint8_in_torchmetrics(rng):
+def test_is_normalize_true_hands_a_custom_network_torchmetrics_truncated_uint8(rng):
     """torchmetrics' IS (unlike its FID/KID) hands a custom network ``(x * 255).byte()`` under normalize=True;
-    here the network gets the floats as given, so pass the truncated uint8 yourself to reproduce it."""
-    net = TorchmetricsStyleNet(num_features=5)
+    so does this one, and the number is torchmetrics'."""
+    received = []
+
+    class Recording(TorchmetricsStyleNet):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            received.append(x)
+            return super().forward(x)
+
+    net = Recording(num_features=5)
     images = torch.from_numpy(rng.random((8, 3, 16, 16), dtype=np.float32))
     theirs = TMInceptionScore(net, 2, True)
-    ours = InceptionScore(net, 2, sampling="torchmetrics")
+    ours = InceptionScore(net, 2, True, sampling="torchmetrics")
     theirs.update(images)
-    ours.update((images * 255).byte())
+    ours.update(images)
+    assert received[-1].dtype == torch.uint8
+    assert torch.equal(received[-1], (images * 255).byte())
     torch.manual_seed(3)
     expected = _pair(theirs.compute())
     torch.manual_seed(3)
