@@ -105,7 +105,7 @@ class InceptionScore(SufficientStatisticMetric):
         >>> from torch import nn
         >>> _ = torch.manual_seed(0)
         >>> classifier = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
-        >>> metric = InceptionScore(classifier, 2, True)
+        >>> metric = InceptionScore(classifier, 2, input_range=(0, 1))  # the classifier gets the floats as given
         >>> metric.update(torch.rand(32, 3, 8, 8))
         >>> mean, std = metric.compute()
         >>> bool(1.0 <= mean <= 10.0)
