@@ -112,6 +112,17 @@ def check_data_range(value: Any) -> float:
     return check_positive_number(value, "data_range")
 
 
+# torchmetrics' `reduction` values for its image metrics (LPIPS says "mean" instead of "elementwise_mean").
+REDUCTIONS: tuple[str | None, ...] = ("elementwise_mean", "sum", "none", None)
+
+
+def check_reduction(reduction: Any, options: tuple[str | None, ...] = REDUCTIONS) -> str:
+    """Return ``reduction`` with ``None`` spelled ``"none"``, or raise ``ValueError`` listing ``options``."""
+    if reduction is not None and not (isinstance(reduction, str) and reduction in options):
+        raise ValueError(f"Expected `reduction` to be one of {options}, got {reduction!r}.")
+    return "none" if reduction is None else reduction
+
+
 def check_option(value: Any, name: str, options: tuple[str, ...]) -> str:
     """Return ``value`` if it is one of ``options``, else raise ``ValueError`` naming ``name``."""
     if not isinstance(value, str) or value not in options:

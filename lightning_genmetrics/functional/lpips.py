@@ -20,8 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lightning_genmetrics._checks import check_bool, check_finite, check_tensor, values_outside
-from lightning_genmetrics.functional.psnr import check_reduction
+from lightning_genmetrics._checks import check_bool, check_finite, check_reduction, check_tensor, values_outside
 
 if TYPE_CHECKING:
     from lightning_genmetrics.features.lpips_nets import LPIPSNet, LPIPSNetwork

@@ -29,19 +29,17 @@ import torch
 from torch import Tensor
 from torchmetrics.utilities import rank_zero_warn
 
-from lightning_genmetrics._checks import check_data_range, check_finite, check_positive_number, check_tensor
+from lightning_genmetrics._checks import (
+    check_data_range,
+    check_finite,
+    check_positive_number,
+    check_reduction,
+    check_tensor,
+)
 
 Reduction = Literal["elementwise_mean", "sum", "none"]
-REDUCTIONS: tuple[str | None, ...] = ("elementwise_mean", "sum", "none", None)
 DataRange = float | tuple[float, float]
 Dim = int | tuple[int, ...] | None
-
-
-def check_reduction(reduction: Any, options: tuple[str | None, ...] = REDUCTIONS) -> str:
-    """Return ``reduction`` with ``None`` spelled ``"none"``, or raise ``ValueError`` listing ``options``."""
-    if reduction is not None and not (isinstance(reduction, str) and reduction in options):
-        raise ValueError(f"Expected `reduction` to be one of {options}, got {reduction!r}.")
-    return "none" if reduction is None else reduction
 
 
 def check_psnr_data_range(data_range: Any) -> tuple[float, tuple[float, float] | None]:

@@ -76,13 +76,13 @@ from lightning_genmetrics._checks import (
     check_finite,
     check_option,
     check_positive_number,
+    check_reduction,
     check_tensor,
 )
 
 SSIMBorder = Literal["reflect", "valid", "symmetric"]
 SSIM_BORDERS: tuple[str, ...] = ("reflect", "valid", "symmetric")
 SSIMReduction = Literal["elementwise_mean", "sum", "none", None]
-SSIM_REDUCTIONS: tuple[str | None, ...] = ("elementwise_mean", "sum", "none", None)
 MSSSIMNormalize = Literal["relu", "simple", None]
 MS_SSIM_BETAS: tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 DataRange = float | tuple[float, float]
@@ -210,13 +210,6 @@ def check_betas(betas: Any) -> tuple[float, ...]:
         if not math.isfinite(beta) or beta < 0:
             raise ValueError(f"Expected every weight in `betas` to be a finite number >= 0, got {tuple(betas)}.")
     return tuple(float(beta) for beta in betas)
-
-
-def check_reduction(reduction: Any) -> str | None:
-    """Validate ``reduction``: ``"elementwise_mean"``, ``"sum"``, ``"none"`` or ``None`` (torchmetrics' values)."""
-    if reduction is not None and (not isinstance(reduction, str) or reduction not in SSIM_REDUCTIONS):
-        raise ValueError(f"Expected `reduction` to be one of {SSIM_REDUCTIONS}, got {reduction!r}.")
-    return reduction
 
 
 def _check_images(preds: Any, target: Any, data_range: float | tuple[float, float]) -> tuple[Tensor, Tensor, float]:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lightning_genmetrics._checks import check_bool
+from lightning_genmetrics._checks import check_bool, check_reduction
 from lightning_genmetrics.features.extractor import keep_out_of_state_dict
 from lightning_genmetrics.features.lpips_nets import LPIPSNet, LPIPSNetwork, check_lpips_net
 from lightning_genmetrics.functional.lpips import (
@@ -17,7 +17,6 @@ from lightning_genmetrics.functional.lpips import (
     check_lpips_images,
     images_to_lpips,
 )
-from lightning_genmetrics.functional.psnr import check_reduction
 from lightning_genmetrics.metrics.psnr import ItemReducedMetric
 
 

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 from torchmetrics.utilities.distributed import gather_all_tensors
 
+from lightning_genmetrics._checks import check_reduction
 from lightning_genmetrics.functional.psnr import (
     DataRange,
     Dim,
@@ -22,7 +23,6 @@ from lightning_genmetrics.functional.psnr import (
     check_psnr_data_range,
     check_psnr_dim,
     check_psnr_pair,
-    check_reduction,
     images_to_squared_error_sums,
     mse_to_psnr,
     warn_reduction_without_dim,

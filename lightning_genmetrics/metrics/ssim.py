@@ -10,7 +10,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torchmetrics.utilities.distributed import gather_all_tensors
 
-from lightning_genmetrics._checks import check_bool, check_option
+from lightning_genmetrics._checks import check_bool, check_option, check_reduction
 from lightning_genmetrics.functional.ssim import (
     MS_SSIM_BETAS,
     SSIM_BORDERS,
@@ -19,7 +19,6 @@ from lightning_genmetrics.functional.ssim import (
     SSIMBorder,
     SSIMReduction,
     check_betas,
-    check_reduction,
     check_ssim_data_range,
     check_window_options,
     multiscale_structural_similarity_index_measure,
