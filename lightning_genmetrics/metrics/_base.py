@@ -181,13 +181,16 @@ class SufficientStatisticMetric(Metric):
             >>> metric.update(torch.tensor([0, 1, 2, 2]), torch.tensor([0, 1, 1, 2]))
             >>> figure, axes = metric.plot(metric.compute()["iou"])
         """
+        self._require_matplotlib()
+        return self._plot(val, ax)
+
+    def _require_matplotlib(self) -> None:
         try:
             import matplotlib  # noqa: F401
         except ImportError as error:
             raise ModuleNotFoundError(
                 f"`{type(self).__name__}.plot` needs matplotlib: pip install matplotlib (the `plots` extra)."
             ) from error
-        return self._plot(val, ax)
 
     def _wrap_update(self, update: Callable) -> Callable:
         wrapped = super()._wrap_update(update)

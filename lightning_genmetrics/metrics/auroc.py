@@ -392,12 +392,7 @@ class AUROC(SufficientStatisticMetric):
             return super().plot(val, ax)
         if val is not None:
             raise ValueError("Expected `val` to be None with curve=True: the curve is drawn from the metric's state.")
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError as error:
-            raise ModuleNotFoundError(
-                f"`{type(self).__name__}.plot` needs matplotlib: pip install matplotlib (the `plots` extra)."
-            ) from error
+        self._require_matplotlib()
         from torchmetrics.utilities.plot import plot_curve
 
         fpr, tpr, thresholds = self.roc()
