@@ -63,9 +63,9 @@ from lightning_genmetrics.samplers.base import (
     sample_range,
     sampler_output_range,
 )
-from lightning_genmetrics.samplers.diffusion import DiffusionSampler
 from lightning_genmetrics.stats import ReferenceStatistics, load_statistics, save_statistics
 
+_GUIDED_SAMPLER_ATTRIBUTES = ("guidance", "null_label", "num_classes")
 _METRICS: dict[str, type[nn.Module]] = {
     "fid": FrechetInceptionDistance,
     "is": InceptionScore,
@@ -249,8 +249,9 @@ class GenerativeMetricsCallback(Callback):
         cache_dir: a folder for the real statistics cache, or ``None`` for no disk cache.
         metric_kwargs: extra constructor arguments per metric name (also the reconstruction metrics),
             e.g. ``{"is": {"splits": 10}, "lpips": {"net_type": "vgg"}}``.
-        guidance: a guidance sweep for a class-conditional ``DiffusionSampler`` (with ``null_label`` and
-            ``num_classes``): each strength ``w`` is evaluated on the same noise and labels and logged as
+        guidance: a guidance sweep for a class-conditional guided sampler (``DiffusionSampler``,
+            ``LogSNRDiffusionSampler``, ``FlowMatchingSampler``, or any sampler with ``guidance``, ``null_label`` and
+            ``num_classes`` attributes): each strength ``w`` is evaluated on the same noise and labels and logged as
             ``{prefix}fid/w=<w>``, ``{prefix}is/w=<w>``, ...; ``{prefix}best_w`` is the strength with the best
             FID (else KID, IS, accuracy, mIoU), and the unsuffixed keys hold its values. One grid per strength.
         ema: ``"auto"`` (a ``WeightAveraging`` callback's average when there is one), ``None`` (the training
@@ -476,13 +477,16 @@ class GenerativeMetricsCallback(Callback):
             self.num_classes = count
         if self.guidance is None:
             return
-        if not isinstance(sampler, DiffusionSampler):
+        # The sweep asks the sampler, not a list of classes: a guided sampler has these attributes.
+        if not all(hasattr(sampler, name) for name in _GUIDED_SAMPLER_ATTRIBUTES):
             raise MisconfigurationException(
-                f"A guidance sweep (`guidance`={list(self.guidance)}) needs a DiffusionSampler, got {sampler!r}."
+                f"A guidance sweep (`guidance`={list(self.guidance)}) needs a guided sampler (DiffusionSampler, "
+                f"LogSNRDiffusionSampler, FlowMatchingSampler, or one with attributes "
+                f"{list(_GUIDED_SAMPLER_ATTRIBUTES)}), got {sampler!r}."
             )
         if any(w != 0 for w in self.guidance) and (sampler.null_label is None or sampler.num_classes is None):
             raise MisconfigurationException(
-                f"Guidance strengths {list(self.guidance)} need a DiffusionSampler with `null_label` and `num_classes` "
+                f"Guidance strengths {list(self.guidance)} need a guided sampler with `null_label` and `num_classes` "
                 f"(labels drawn per sample), got null_label={sampler.null_label}, num_classes={sampler.num_classes}."
             )
 
@@ -856,7 +860,7 @@ class GenerativeMetricsCallback(Callback):
             values.update(self._evaluate_masks(trainer, device, sampler, timer, label))
         return values, images, projection
 
-    def _guided_sampler(self, w: float) -> DiffusionSampler:
+    def _guided_sampler(self, w: float) -> Any:
         # A shallow copy shares the model; the strengths were checked against the sampler in `setup`.
         sampler = copy.copy(self.sampler)
         sampler.guidance = w

@@ -1,4 +1,5 @@
-"""Samplers feed the metrics: diffusion (DDPM, DDIM, classifier-free guidance), GAN, VAE, or any callable.
+"""Samplers feed the metrics: diffusion (DDPM, DDIM, continuous-time log-SNR; classifier-free guidance), flow
+matching, GAN, VAE, or any callable.
 
 Every sampler is called ``sampler(num_samples, *, generator, device, labels=None)`` and declares its
 ``output_range``; ``sample_range`` computes any slice of a seeded global stream exactly, on any rank.
@@ -14,6 +15,12 @@ from lightning_genmetrics.samplers.base import (
     sampler_output_range,
     splitmix64,
 )
+from lightning_genmetrics.samplers.continuous import (
+    LogSNRDiffusionSampler,
+    logsnr_diffusion_loss,
+    logsnr_schedule,
+    logsnr_to_alpha_sigma,
+)
 from lightning_genmetrics.samplers.diffusion import (
     DiffusionSampler,
     NoiseSchedule,
@@ -25,18 +32,33 @@ from lightning_genmetrics.samplers.diffusion import (
     sampling_timesteps,
     velocity_target,
 )
+from lightning_genmetrics.samplers.flow import (
+    FlowMatchingSampler,
+    flow_interpolate,
+    flow_matching_loss,
+    flow_time_grid,
+    shift_time,
+)
 from lightning_genmetrics.samplers.latent import GANSampler, VAESampler, reconstruct_images
 
 __all__ = [
     "CallableSampler",
     "DiffusionSampler",
+    "FlowMatchingSampler",
     "GANSampler",
+    "LogSNRDiffusionSampler",
     "NoiseSchedule",
     "NonFiniteSamplesError",
     "Sampler",
     "VAESampler",
     "diffusion_loss",
     "drop_labels",
+    "flow_interpolate",
+    "flow_matching_loss",
+    "flow_time_grid",
+    "logsnr_diffusion_loss",
+    "logsnr_schedule",
+    "logsnr_to_alpha_sigma",
     "make_schedule",
     "prediction_to_x0_epsilon",
     "q_sample",
@@ -46,6 +68,7 @@ __all__ = [
     "sample_seed",
     "sampler_output_range",
     "sampling_timesteps",
+    "shift_time",
     "splitmix64",
     "velocity_target",
 ]

@@ -385,5 +385,5 @@ def test_guidance_sweep_logs_each_strength_and_the_best(tmp_path: Path) -> None:
 
 def test_guidance_sweep_needs_a_guided_diffusion_sampler(tmp_path: Path) -> None:
     callback = make_callback(DataLoader(CountingImages(), batch_size=8), metrics=("fid",), guidance=[0.0, 1.0])
-    with pytest.raises(MisconfigurationException, match="needs a DiffusionSampler"):
+    with pytest.raises(MisconfigurationException, match="needs a guided sampler"):
         make_trainer(tmp_path, [callback], max_epochs=1).fit(TinyGAN(), train_loader())
