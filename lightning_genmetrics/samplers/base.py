@@ -30,7 +30,7 @@ import contextlib
 import functools
 import itertools
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -499,6 +499,34 @@ def randint_per_sample(high: int, generator: Generators, num_samples: int, devic
     if num_samples == 0:
         return torch.empty((0,), dtype=torch.int64, device=device)
     return torch.cat([torch.randint(high, (1,), generator=g, device=g.device).to(device) for g in generator])
+
+
+def start_guided_sampling(
+    sampler: Any, num_samples: int, generator: Any, device: torch.device | str, labels: Any
+) -> tuple[Generators, Tensor | None, torch.dtype, Tensor]:
+    """What every guided sampler (diffusion, log-SNR, flow matching) does first, in the order that fixes each
+    sample's random stream: check the arguments, read the model's dtype, draw each sample's initial noise
+    (float32) from its own generator, then its label when none is given and the sampler has ``num_classes``.
+
+    ``sampler`` has ``model``, ``dtype``, ``sample_shape``, ``num_classes`` and ``guidance``.
+
+    Returns:
+        ``(generators, labels on device or None, the model's dtype, initial noise [N, *sample_shape])``.
+
+    Raises:
+        TypeError, ValueError: bad ``num_samples``, generators or labels; guidance without labels.
+    """
+    check_positive_int(num_samples, "num_samples", minimum=0)
+    generators = check_generators(generator, num_samples)
+    labels = check_labels(labels, num_samples, sampler.num_classes)
+    # Read at every call: Lightning casts the module (e.g. to bfloat16) after the sampler may have been built.
+    dtype = model_dtype(sampler.model) if sampler.dtype is None else sampler.dtype
+    noise = randn_per_sample(sampler.sample_shape, generators, num_samples, device)
+    if labels is None and sampler.num_classes is not None:
+        labels = randint_per_sample(sampler.num_classes, generators, num_samples, device)
+    if labels is None and sampler.guidance != 0:
+        raise ValueError(f"Guidance (w = {sampler.guidance}) needs `labels` (or `num_classes` to draw them).")
+    return generators, None if labels is None else labels.to(device), cast(torch.dtype, dtype), noise
 
 
 @contextlib.contextmanager

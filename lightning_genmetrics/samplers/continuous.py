@@ -26,14 +26,12 @@ from lightning_genmetrics.features.preprocess import InputRange
 from lightning_genmetrics.samplers.base import (
     Generators,
     check_dtype,
-    check_generators,
     check_images,
     check_labels,
     check_shape,
     eval_mode,
-    model_dtype,
-    randint_per_sample,
     randn_per_sample,
+    start_guided_sampling,
 )
 from lightning_genmetrics.samplers.diffusion import (
     Prediction,
@@ -293,18 +291,7 @@ class LogSNRDiffusionSampler:
                 shape.
             NonFiniteSamplesError: the final samples hold NaN/Inf.
         """
-        check_positive_int(num_samples, "num_samples", minimum=0)
-        generator = check_generators(generator, num_samples)
-        labels = check_labels(labels, num_samples, self.num_classes)
-        # Read at every call: Lightning casts the module (e.g. to bfloat16) after the sampler may have been built.
-        dtype = model_dtype(self.model) if self.dtype is None else self.dtype
-        z = randn_per_sample(self.sample_shape, generator, num_samples, device)
-        if labels is None and self.num_classes is not None:
-            labels = randint_per_sample(self.num_classes, generator, num_samples, device)
-        if labels is None and self.guidance != 0:
-            raise ValueError(f"Guidance (w = {self.guidance}) needs `labels` (or `num_classes` to draw them).")
-        if labels is not None:
-            labels = labels.to(device)
+        generator, labels, dtype, z = start_guided_sampling(self, num_samples, generator, device, labels)
         if num_samples == 0:
             return z
         z = z.to(dtype)

@@ -23,14 +23,12 @@ from lightning_genmetrics.features.preprocess import InputRange
 from lightning_genmetrics.samplers.base import (
     Generators,
     check_dtype,
-    check_generators,
     check_images,
     check_labels,
     check_shape,
     eval_mode,
-    model_dtype,
-    randint_per_sample,
     randn_per_sample,
+    start_guided_sampling,
 )
 
 Prediction = Literal["epsilon", "v"]
@@ -484,18 +482,7 @@ class DiffusionSampler:
                 shape.
             NonFiniteSamplesError: the final samples hold NaN/Inf.
         """
-        check_positive_int(num_samples, "num_samples", minimum=0)
-        generator = check_generators(generator, num_samples)
-        labels = check_labels(labels, num_samples, self.num_classes)
-        # Read at every call: Lightning casts the module (e.g. to bfloat16) after the sampler may have been built.
-        dtype = model_dtype(self.model) if self.dtype is None else self.dtype
-        x = randn_per_sample(self.sample_shape, generator, num_samples, device)
-        if labels is None and self.num_classes is not None:
-            labels = randint_per_sample(self.num_classes, generator, num_samples, device)
-        if labels is None and self.guidance != 0:
-            raise ValueError(f"Guidance (w = {self.guidance}) needs `labels` (or `num_classes` to draw them).")
-        if labels is not None:
-            labels = labels.to(device)
+        generator, labels, dtype, x = start_guided_sampling(self, num_samples, generator, device, labels)
         if num_samples == 0:
             return x
         x = x.to(dtype)

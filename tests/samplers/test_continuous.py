@@ -271,11 +271,11 @@ def test_clip_and_clamp():
 
 def test_schedule_formula_and_bounds(rng):
     low, high = float(rng.uniform(-25, -5)), float(rng.uniform(5, 25))
-    u = torch.from_numpy(rng.uniform(0, 1, 50))
+    u = torch.from_numpy(rng.uniform(0, 1, 50)).float()  # float32 in, float64 out
     b = math.atan(math.exp(-high / 2))
     a = math.atan(math.exp(-low / 2)) - b
-    expected = [-2 * math.log(math.tan(a * x + b)) for x in u.tolist()]
-    got = logsnr_schedule(u.float(), low, high)
+    expected = [-2 * math.log(math.tan(a * x + b)) for x in u.double().tolist()]
+    got = logsnr_schedule(u, low, high)
     assert got.dtype == torch.float64
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6, atol=1e-6)
     ends = logsnr_schedule(torch.tensor([0.0, 1.0], dtype=torch.float64), low, high)
