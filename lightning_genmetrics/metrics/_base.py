@@ -124,8 +124,9 @@ class SufficientStatisticMetric(Metric):
 
         The value is also kept in ``_forward_cache``, which is what ``LightningModule.log(name, metric,
         on_step=True)`` logs. Under ``_forward_accumulates_only`` this only accumulates and returns ``None``.
-        If ``update`` raises, nothing changes; if only the batch's ``compute`` raises (a batch the metric
-        cannot score alone), the batch is still accumulated and the error is re-raised.
+        If ``update`` raises, or the batch cannot join the running state (a lazily fixed size that differs),
+        nothing changes; if only the batch's ``compute`` raises (a batch the metric cannot score alone), the
+        batch is still accumulated and the error is re-raised.
         """
         if self._forward_accumulates_only:
             self.update(*args, **kwargs)
@@ -147,8 +148,13 @@ class SufficientStatisticMetric(Metric):
             try:
                 value = self.compute()
             finally:
-                with torch.no_grad():
-                    self._merge_state(saved)
+                try:
+                    with torch.no_grad():
+                        self._merge_state(saved)
+                except BaseException:
+                    # A batch the running state cannot take (a lazily sized state fixed otherwise): drop the batch.
+                    self._restore(saved, count, computed)
+                    raise
                 self._update_count, self._computed = count + 1, None
         finally:
             self._is_synced, self._should_unsync, self._to_sync = False, True, self.sync_on_compute

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from lightning_genmetrics.metrics._base import SummedStateMetric
+from lightning_genmetrics.metrics._base import SufficientStatisticMetric, SummedStateMetric
 
 matplotlib.use("Agg")
 
@@ -82,6 +82,55 @@ def test_forward_keeps_a_batch_whose_value_cannot_be_computed():
         metric(torch.tensor([3.0]))
     metric(torch.tensor([1.0, 2.0]))
     assert float(metric.compute()) == pytest.approx((9 + 1 + 4) / 3)
+
+
+def test_forward_of_a_batch_the_running_state_cannot_take_changes_nothing(rng):
+    from lightning_genmetrics import MeanIoU
+
+    metric = MeanIoU(num_classes=None)  # one-hot masks: the first batch fixes the class count
+    labels = torch.from_numpy(rng.integers(0, 3, size=(2, 5, 5)))
+    masks = torch.nn.functional.one_hot(labels, 3).movedim(-1, 1)
+    metric(masks, masks.flip(-1))
+    before = {name: value.clone() for name, value in metric.metric_state.items()}
+    wider = torch.nn.functional.one_hot(labels, 5).movedim(-1, 1)
+    with pytest.raises(ValueError, match="5"):
+        metric(wider, wider)
+    for name, value in metric.metric_state.items():
+        assert torch.equal(value, before[name]), name
+    assert metric._update_count == 1
+
+
+class _LazyTotals(SufficientStatisticMetric):
+    """Column sums whose width the first batch fixes; a reset forgets the width, so only the merge can tell."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("totals", torch.zeros(0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, values: Tensor) -> None:
+        sums = values.double().sum(0)
+        self.totals = sums if self.totals.numel() == 0 else self.totals + sums
+
+    def compute(self) -> Tensor:
+        return self.totals.sum()
+
+    def _merge_state(self, other: dict) -> None:
+        incoming = other["totals"]
+        if incoming.numel() and self.totals.numel() and incoming.shape != self.totals.shape:
+            raise ValueError(f"Cannot combine totals of width {incoming.numel()} with {self.totals.numel()}.")
+        self.totals = incoming if self.totals.numel() == 0 else self.totals + (incoming if incoming.numel() else 0)
+
+
+def test_forward_whose_batch_cannot_merge_restores_the_state(rng):
+    metric = _LazyTotals()
+    first = torch.from_numpy(rng.normal(size=(4, 3)))
+    metric(first)
+    metric(torch.from_numpy(rng.normal(size=(2, 3))))
+    before = metric.totals.clone()
+    with pytest.raises(ValueError, match="Cannot combine"):
+        metric(torch.from_numpy(rng.normal(size=(2, 4))))
+    assert torch.equal(metric.totals, before)
+    assert metric._update_count == 2
 
 
 def test_forward_value_is_differentiable_and_the_state_holds_no_graph(rng):
