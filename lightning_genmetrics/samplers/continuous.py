@@ -41,6 +41,7 @@ from lightning_genmetrics.samplers.diffusion import (
     _combine,
     _resolve_guidance,
     drop_labels,
+    guided_model_output,
 )
 
 
@@ -322,34 +323,12 @@ class LogSNRDiffusionSampler:
         # x̃ from the (guided) model output at z, as a new tensor in the dtype of ``z``.
         n = z.shape[0]
         logsnr_rows = torch.full((n,), logsnr, dtype=torch.float32, device=z.device)
-        if labels is None:
-            out = self._call_model(n, z, logsnr_rows)
-        elif self.guidance == 0:
-            out = self._call_model(n, z, logsnr_rows, labels)
-        else:
-            null = torch.full_like(labels, cast(int, self.null_label))
-            both = self._call_model(
-                2 * n, torch.cat([z, z]), torch.cat([logsnr_rows, logsnr_rows]), torch.cat([labels, null])
-            )
-            out = _combine(both[:n], 1 + self.guidance, both[n:], -self.guidance)
-        out = out.to(z.dtype)
+        out = guided_model_output(self, z, logsnr_rows, labels).to(z.dtype)
         if self.prediction == "epsilon":
             # x̃ = (z − σ·ε̃)/α, with both coefficients divided in float64.
             return _combine(z, 1 / alpha, out, -sigma / alpha)
         # x̃ = α·z − σ·ṽ: the same x̃ as through ε̃ = σ·z + α·ṽ, since α² + σ² = 1.
         return _combine(z, alpha, out, -sigma)
-
-    def _call_model(self, rows: int, *args: Tensor) -> Tensor:
-        out = self.model(*args)
-        if not isinstance(out, Tensor):
-            raise TypeError(
-                f"Expected `model` to return a torch.Tensor, got {type(out).__name__} "
-                "(wrap a model that returns an object, e.g. `lambda z, logsnr, labels: net(z, logsnr, labels).sample`)."
-            )
-        expected = (rows, *self.sample_shape)
-        if tuple(out.shape) != expected:
-            raise ValueError(f"Expected `model` to return shape {expected}, got shape {tuple(out.shape)}.")
-        return out
 
 
 def _logsnr(u: Tensor, a: float, b: float) -> Tensor:

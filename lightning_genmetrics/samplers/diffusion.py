@@ -520,33 +520,44 @@ class DiffusionSampler:
         # x̂ (a new tensor, free to clip in place) and ε̂ in the dtype of ``x``, with ᾱ_t = a.
         n = x.shape[0]
         steps = torch.full((n,), t, dtype=torch.int64, device=x.device)
-        if labels is None:
-            out = self._call_model(n, x, steps)
-        elif self.guidance == 0:
-            out = self._call_model(n, x, steps, labels)
-        else:
-            null = torch.full_like(labels, cast(int, self.null_label))
-            both = self._call_model(2 * n, torch.cat([x, x]), torch.cat([steps, steps]), torch.cat([labels, null]))
-            cond, uncond = both[:n], both[n:]
-            out = _combine(cond, 1 + self.guidance, uncond, -self.guidance)
-        out = out.to(x.dtype)
+        out = guided_model_output(self, x, steps, labels).to(x.dtype)
         root_a, root_b = math.sqrt(a), math.sqrt(1 - a)
         if self.prediction == "epsilon":
             # x̂ = (x − √(1 − ᾱ)·ε̂)/√ᾱ, with both coefficients divided in float64.
             return _combine(x, 1 / root_a, out, -root_b / root_a), out
         return _combine(x, root_a, out, -root_b), _combine(x, root_b, out, root_a)
 
-    def _call_model(self, rows: int, *args: Tensor) -> Tensor:
-        out = self.model(*args)
-        if not isinstance(out, Tensor):
-            raise TypeError(
-                f"Expected `model` to return a torch.Tensor, got {type(out).__name__} "
-                "(wrap a model that returns an object, e.g. `lambda x, t: unet(x, t).sample`)."
-            )
-        expected = (rows, *self.sample_shape)
-        if tuple(out.shape) != expected:
-            raise ValueError(f"Expected `model` to return shape {expected}, got shape {tuple(out.shape)}.")
-        return out
+
+def guided_model_output(sampler: Any, x: Tensor, times: Tensor, labels: Tensor | None) -> Tensor:
+    """The model's output at ``(x, times[, labels])``, with classifier-free guidance ``(1 + w)·out(c) − w·out(∅)``
+    in one call of 2N rows when ``sampler.guidance`` is not 0 (``sampler`` has ``model``, ``guidance``,
+    ``null_label`` and ``sample_shape``); in the model's output dtype.
+
+    Raises:
+        TypeError: the model returns something other than a tensor.
+        ValueError: the model returns another shape than ``[rows, *sample_shape]``.
+    """
+    n = x.shape[0]
+    if labels is None:
+        return _checked_output(sampler, n, x, times)
+    if sampler.guidance == 0:
+        return _checked_output(sampler, n, x, times, labels)
+    null = torch.full_like(labels, cast(int, sampler.null_label))
+    both = _checked_output(sampler, 2 * n, torch.cat([x, x]), torch.cat([times, times]), torch.cat([labels, null]))
+    return _combine(both[:n], 1 + sampler.guidance, both[n:], -sampler.guidance)
+
+
+def _checked_output(sampler: Any, rows: int, *inputs: Tensor) -> Tensor:
+    out = sampler.model(*inputs)
+    if not isinstance(out, Tensor):
+        raise TypeError(
+            f"Expected `model` to return a torch.Tensor, got {type(out).__name__} "
+            "(wrap a model that returns an object, e.g. `lambda *inputs: net(*inputs).sample`)."
+        )
+    expected = (rows, *sampler.sample_shape)
+    if tuple(out.shape) != expected:
+        raise ValueError(f"Expected `model` to return shape {expected}, got shape {tuple(out.shape)}.")
+    return out
 
 
 def _combine(u: Tensor, a: float, v: Tensor, b: float) -> Tensor:

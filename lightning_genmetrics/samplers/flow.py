@@ -35,6 +35,7 @@ from lightning_genmetrics.samplers.diffusion import (
     _combine,
     _resolve_guidance,
     drop_labels,
+    guided_model_output,
 )
 
 FlowSolver = Literal["euler", "heun"]
@@ -303,22 +304,7 @@ class FlowMatchingSampler:
         n = x.shape[0]
         # float32 at least: a bfloat16 t would round 0.996 to 1.0 and merge the model's last noise levels.
         times = torch.full((n,), t, dtype=torch.promote_types(x.dtype, torch.float32), device=x.device)
-        if labels is not None and self.guidance != 0:
-            null = torch.full_like(labels, cast(int, self.null_label))
-            both = self._call_model(2 * n, torch.cat([x, x]), torch.cat([times, times]), torch.cat([labels, null]))
-            return _combine(both[:n], 1 + self.guidance, both[n:], -self.guidance).to(x.dtype)
-        out = self._call_model(n, x, times) if labels is None else self._call_model(n, x, times, labels)
-        # Copied even in x's dtype: the caller updates it in place, and a model may return its input or a buffer.
-        return out.to(x.dtype, copy=True)
-
-    def _call_model(self, rows: int, *args: Tensor) -> Tensor:
-        out = self.model(*args)
-        if not isinstance(out, Tensor):
-            raise TypeError(
-                f"Expected `model` to return a torch.Tensor, got {type(out).__name__} "
-                "(wrap a model that returns an object, e.g. `lambda x, t: net(x, t).sample`)."
-            )
-        expected = (rows, *self.sample_shape)
-        if tuple(out.shape) != expected:
-            raise ValueError(f"Expected `model` to return shape {expected}, got shape {tuple(out.shape)}.")
-        return out
+        out = guided_model_output(self, x, times, labels)
+        # An unguided output is copied even in x's dtype: the caller updates it in place, and a model may return
+        # its input or a buffer (a guided one is already a new tensor).
+        return out.to(x.dtype, copy=labels is None or self.guidance == 0)
