@@ -13,6 +13,13 @@ hash stored in the same file, so it does not detect a deliberate edit: whoever c
 can recompute it. What is checked whatever the checksum says is that the contents are statistics
 at all: real floating-point arrays of matching shapes with ``D >= 1``, finite, a symmetric positive
 semi-definite covariance, and a well-formed provenance record.
+
+Statistics files are one kind of *artifact*; every other array set that is cached or shipped (a KID real
+reservoir, the k-NN radii of a real side ...) uses the same layout through :func:`save_artifact` and
+:func:`load_artifact`: named arrays, ``num_samples``, the JSON ``provenance``, a ``kind`` naming what the
+file holds, and a SHA-256 ``checksum`` over all of them. A statistics file may also hold ``sigma_root``,
+the square root of its covariance, which spares a reader the eigendecomposition (``D³`` work, seconds at
+``D = 2048`` on a CPU); it is covered by the checksum and checked by whoever uses it.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ COMPARED_FIELDS = ("extractor", "weights_sha256", "layer", "resize")
 _TEXT_FIELDS = (*COMPARED_FIELDS, "dtype", "package_version")
 # What ``save_statistics`` writes beside ``mu`` and ``sigma``; files from other tools hold none of it.
 _BOOKKEEPING = ("num_samples", "provenance", "checksum")
+STATISTICS = "statistics"  # the artifact kind of a statistics file (a file without a `kind` array is one)
+_OPTIONAL_STATISTICS = ("sigma_root",)
 # A covariance's eigenvalues may fall below zero by rounding, by at most about this fraction of the
 # largest one for statistics computed in float64 (1e-15 is typical; see tests/test_stats.py). Statistics
 # stored in a coarser dtype get the larger allowance sqrt(D)·ε·10 of that dtype's rounding.
@@ -121,11 +130,19 @@ class ReferenceStatistics:
         >>> stats = ReferenceStatistics(torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64))
         >>> stats.num_features, stats.provenance.extractor
         (2, 'unknown')
+
+    Args:
+        mu: the mean ``[D]``.
+        sigma: the unbiased covariance ``[D, D]``.
+        provenance: what produced them.
+        sigma_root: optionally the symmetric square root of ``sigma`` (``FrechetDistance.real_sqrt()``), saved
+            with the statistics so that a reader skips the eigendecomposition.
     """
 
     mu: Tensor
     sigma: Tensor
     provenance: Provenance = dataclasses.field(default_factory=Provenance)
+    sigma_root: Tensor | None = None
 
     def __post_init__(self) -> None:
         mu, sigma = self.mu, self.sigma
@@ -149,6 +166,17 @@ class ReferenceStatistics:
             raise ValueError("Expected a symmetric covariance `sigma`, got an asymmetric matrix.")
         eps = max(float(np.finfo(np.dtype(self.provenance.dtype)).eps), torch.finfo(sigma.dtype).eps)
         _check_positive_semidefinite(sigma, max(_PSD_TOLERANCE, 10 * math.sqrt(sigma.shape[0]) * eps))
+        root = self.sigma_root
+        if root is not None:
+            # Shape and finiteness here; whether root @ root equals sigma is checked where it is used
+            # (FrechetDistance.load_real_sqrt), which needs the matrix product anyway.
+            if not isinstance(root, Tensor) or not root.is_floating_point():
+                got = root.dtype if isinstance(root, Tensor) else type(root).__name__
+                raise TypeError(f"Expected `sigma_root` to be None or a real floating-point tensor, got {got}.")
+            if root.shape != sigma.shape:
+                raise ValueError(f"Expected `sigma_root` of shape {tuple(sigma.shape)}, got {tuple(root.shape)}.")
+            if not torch.isfinite(root).all():
+                raise ValueError("Expected finite statistics, got NaN/Inf in `sigma_root`.")
 
     @property
     def num_features(self) -> int:
@@ -207,11 +235,28 @@ def weights_fingerprint(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def _checksum(mu: np.ndarray, sigma: np.ndarray, num_samples: np.ndarray, provenance: str) -> str:
+def _checksum(kind: str, arrays: dict[str, np.ndarray], num_samples: np.ndarray, provenance: str) -> str:
+    """SHA-256 over an artifact's arrays (names, dtypes, shapes, bytes), sample count, provenance and kind.
+
+    A statistics file without optional arrays keeps the layout of the first format (the bytes of ``mu``,
+    ``sigma``, ``num_samples``, then the provenance), so files written before artifacts existed still verify.
+    """
     digest = hashlib.sha256()
-    for array in (mu, sigma, num_samples):
-        digest.update(np.ascontiguousarray(array).tobytes())
-    digest.update(provenance.encode())
+    if kind == STATISTICS:
+        for array in (arrays["mu"], arrays["sigma"], num_samples):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        digest.update(provenance.encode())
+        named = sorted(set(arrays) - {"mu", "sigma"})
+    else:
+        digest.update(f"kind:{kind};".encode())
+        named = sorted(arrays)
+    for name in named:
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.tobytes())
+    if kind != STATISTICS:
+        digest.update(np.ascontiguousarray(num_samples).tobytes())
+        digest.update(provenance.encode())
     return digest.hexdigest()
 
 
@@ -240,12 +285,14 @@ def save_statistics(path: str | os.PathLike[str], statistics: ReferenceStatistic
     count = statistics.provenance.num_samples
     num_samples = np.array(-1 if count is None else count, dtype=np.int64)
     provenance = json.dumps(dataclasses.asdict(statistics.provenance), sort_keys=True)
+    data = {"mu": mu, "sigma": sigma}
+    if statistics.sigma_root is not None:
+        data["sigma_root"] = statistics.sigma_root.detach().cpu().to(torch.float64).numpy()
     arrays = {
-        "mu": mu,
-        "sigma": sigma,
+        **data,
         "num_samples": num_samples,
         "provenance": np.array(provenance),
-        "checksum": np.array(_checksum(mu, sigma, num_samples, provenance)),
+        "checksum": np.array(_checksum(STATISTICS, data, num_samples, provenance)),
     }
     return write_atomically(path, lambda file: np.savez(file, **arrays))
 
@@ -269,64 +316,169 @@ def load_statistics(path: str | os.PathLike[str]) -> ReferenceStatistics:
     if not path.is_file():
         raise FileNotFoundError(f"No statistics file at '{path}'.")
     arrays = read_npz(path, what="statistics file")
+    label = f"Statistics file '{path}'"
+    kind = _kind(label, arrays)
+    if kind != STATISTICS:
+        raise ValueError(f"{label} holds a {kind!r} artifact, not statistics.")
     missing = [name for name in ("mu", "sigma") if name not in arrays]
     if missing:
-        raise ValueError(f"Statistics file '{path}' has no {missing} array(s); it holds {sorted(arrays)}.")
-    for name in ("mu", "sigma"):
-        if arrays[name].dtype.kind != "f":
-            raise ValueError(
-                f"Statistics file '{path}': expected `{name}` to be a real floating-point array, got "
-                f"{arrays[name].dtype}."
-            )
-    mu, sigma = arrays["mu"].astype(np.float64), arrays["sigma"].astype(np.float64)
+        raise ValueError(f"{label} has no {missing} array(s); it holds {sorted(arrays)}.")
+    for name in ("mu", "sigma", *_OPTIONAL_STATISTICS):
+        if name in arrays and arrays[name].dtype.kind != "f":
+            raise ValueError(f"{label}: expected `{name}` to be a real floating-point array, got {arrays[name].dtype}.")
+    data = {name: arrays[name].astype(np.float64) for name in ("mu", "sigma", *_OPTIONAL_STATISTICS) if name in arrays}
     if set(arrays) & set(_BOOKKEEPING):
         # Any of our arrays makes the file ours: one missing is damage, not a foreign file's unknown provenance.
-        absent = [name for name in _BOOKKEEPING if name not in arrays]
-        if absent:
-            raise ValueError(f"Statistics file '{path}' has no {absent} array(s); it holds {sorted(arrays)}.")
-        provenance = _read_provenance(path, arrays, mu, sigma)
+        provenance = _read_bookkeeping(label, arrays, STATISTICS, data)
     else:
         provenance = Provenance(dtype=str(arrays["sigma"].dtype))
+    root = data.get("sigma_root")
     try:
-        return ReferenceStatistics(torch.from_numpy(mu), torch.from_numpy(sigma), provenance)
+        return ReferenceStatistics(
+            torch.from_numpy(data["mu"]),
+            torch.from_numpy(data["sigma"]),
+            provenance,
+            sigma_root=None if root is None else torch.from_numpy(root),
+        )
     except (TypeError, ValueError) as error:
-        raise ValueError(f"Statistics file '{path}': {error}") from error
+        raise ValueError(f"{label}: {error}") from error
 
 
-def _scalar(path: Path, arrays: dict[str, np.ndarray], name: str, kinds: str, what: str) -> np.ndarray:
+@dataclass(frozen=True)
+class Artifact:
+    """The arrays of an artifact file with the provenance of what produced them (see :func:`load_artifact`)."""
+
+    kind: str
+    arrays: dict[str, Tensor]
+    provenance: Provenance
+
+
+def save_artifact(
+    path: str | os.PathLike[str], arrays: dict[str, Tensor], *, kind: str, provenance: Provenance
+) -> Path:
+    """Write named tensors as an artifact of ``kind`` with their ``provenance``, atomically and durably.
+
+    The layout is the statistics files' (``.npz``, no pickle, a SHA-256 ``checksum`` over everything), plus a
+    ``kind`` naming the contents, so that a file is never read as something else. Written as
+    :func:`save_statistics` writes (a reader sees the old file or the new one).
+
+    Args:
+        path: the file.
+        arrays: the tensors (moved to the CPU); names must not be ``kind``, ``num_samples``, ``provenance``
+            or ``checksum``.
+        kind: what the file holds, e.g. ``"kid_reservoir"``; not ``"statistics"`` (use ``save_statistics``).
+        provenance: what produced the arrays; its ``num_samples`` is the number of samples they summarise.
+
+    Raises:
+        ValueError: a reserved array name, an empty or reserved ``kind``.
+        TypeError: an entry that is not a tensor.
+        OSError: the file cannot be written.
+
+    Example:
+        >>> import tempfile, torch
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = save_artifact(f"{tmp}/r.npz", {"keys": torch.arange(3)}, kind="reservoir",
+        ...                          provenance=Provenance(extractor="Net", num_samples=3))
+        ...     loaded = load_artifact(path, kind="reservoir", names=("keys",))
+        >>> loaded.arrays["keys"], loaded.provenance.extractor
+        (tensor([0, 1, 2]), 'Net')
+    """
+    if not isinstance(kind, str) or not kind or kind == STATISTICS:
+        raise ValueError(f"Expected `kind` to be a non-empty name other than {STATISTICS!r}, got {kind!r}.")
+    reserved = sorted(set(arrays) & {"kind", *_BOOKKEEPING})
+    if reserved:
+        raise ValueError(f"Expected array names other than the bookkeeping names {reserved}.")
+    for name, value in arrays.items():
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Expected `arrays[{name!r}]` to be a tensor, got {type(value).__name__}.")
+    if not isinstance(provenance, Provenance):
+        raise TypeError(f"Expected `provenance` to be a Provenance, got {type(provenance).__name__}.")
+    data = {name: value.detach().cpu().numpy() for name, value in arrays.items()}
+    count = provenance.num_samples
+    num_samples = np.array(-1 if count is None else count, dtype=np.int64)
+    text = json.dumps(dataclasses.asdict(provenance), sort_keys=True)
+    content = {
+        **data,
+        "kind": np.array(kind),
+        "num_samples": num_samples,
+        "provenance": np.array(text),
+        "checksum": np.array(_checksum(kind, data, num_samples, text)),
+    }
+    return write_atomically(Path(path), lambda file: np.savez(file, **content))
+
+
+def load_artifact(path: str | os.PathLike[str], *, kind: str, names: tuple[str, ...]) -> Artifact:
+    """Read the arrays ``names`` of an artifact of ``kind`` written by :func:`save_artifact`, verified.
+
+    Like the statistics files' checksum, the artifact's catches accidental corruption, not deliberate edits;
+    what the arrays must satisfy beyond that is checked by whoever loads them (e.g.
+    ``KernelInceptionDistance.load_real_reservoir``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: anything wrong with a file that is there, naming the file: unreadable, another ``kind``,
+            a missing array, a checksum that does not match, a malformed provenance, an array torch cannot hold.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No {kind} file at '{path}'.")
+    arrays = read_npz(path, what=f"{kind} file")
+    label = f"The {kind} file '{path}'"
+    found = _kind(label, arrays)
+    if found != kind:
+        raise ValueError(f"{label} holds a {found!r} artifact, not {kind!r}.")
+    missing = [name for name in (*names, *_BOOKKEEPING) if name not in arrays]
+    if missing:
+        raise ValueError(f"{label} has no {missing} array(s); it holds {sorted(arrays)}.")
+    data = {name: value for name, value in arrays.items() if name not in {"kind", *_BOOKKEEPING}}
+    provenance = _read_bookkeeping(label, arrays, kind, data)
+    try:
+        tensors = {name: torch.from_numpy(data[name].copy()) for name in names}
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ValueError(f"{label} holds an array torch cannot read: {error}") from error
+    return Artifact(kind, tensors, provenance)
+
+
+def _kind(label: str, arrays: dict[str, np.ndarray]) -> str:
+    if "kind" not in arrays:
+        return STATISTICS  # statistics files (ours before artifacts, pytorch-fid's, clean-fid's) have none
+    return str(_scalar(label, arrays, "kind", "U", "a name"))
+
+
+def _scalar(label: str, arrays: dict[str, np.ndarray], name: str, kinds: str, what: str) -> np.ndarray:
     array = arrays[name]
     if array.ndim != 0 or array.dtype.kind not in kinds:
         raise ValueError(
-            f"Statistics file '{path}': expected `{name}` to be {what}, got an array of {array.dtype} with shape "
-            f"{array.shape}."
+            f"{label}: expected `{name}` to be {what}, got an array of {array.dtype} with shape {array.shape}."
         )
     return array
 
 
-def _read_provenance(path: Path, arrays: dict[str, np.ndarray], mu: np.ndarray, sigma: np.ndarray) -> Provenance:
-    text = str(_scalar(path, arrays, "provenance", "U", "a JSON string"))
-    num_samples = _scalar(path, arrays, "num_samples", "iu", "an integer").astype(np.int64)
-    checksum = str(_scalar(path, arrays, "checksum", "U", "a SHA-256 hex string"))
-    if checksum != _checksum(mu, sigma, num_samples, text):
-        raise ValueError(f"Statistics file '{path}' fails its checksum: it is corrupt.")
+def _read_bookkeeping(label: str, arrays: dict[str, np.ndarray], kind: str, data: dict[str, np.ndarray]) -> Provenance:
+    """Verify the checksum over ``data`` and the bookkeeping arrays; return the provenance record."""
+    absent = [name for name in _BOOKKEEPING if name not in arrays]
+    if absent:
+        raise ValueError(f"{label} has no {absent} array(s); it holds {sorted(arrays)}.")
+    text = str(_scalar(label, arrays, "provenance", "U", "a JSON string"))
+    num_samples = _scalar(label, arrays, "num_samples", "iu", "an integer").astype(np.int64)
+    checksum = str(_scalar(label, arrays, "checksum", "U", "a SHA-256 hex string"))
+    if checksum != _checksum(kind, data, num_samples, text):
+        raise ValueError(f"{label} fails its checksum: it is corrupt.")
     try:
         fields = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ValueError(f"Statistics file '{path}': `provenance` is not JSON ({error}).") from error
+        raise ValueError(f"{label}: `provenance` is not JSON ({error}).") from error
     if not isinstance(fields, dict):
-        raise ValueError(
-            f"Statistics file '{path}': expected `provenance` to be a JSON object, got {type(fields).__name__}."
-        )
+        raise ValueError(f"{label}: expected `provenance` to be a JSON object, got {type(fields).__name__}.")
     known = {field.name for field in dataclasses.fields(Provenance)}
     try:
         provenance = Provenance(**{name: value for name, value in fields.items() if name in known})
     except (TypeError, ValueError) as error:
-        raise ValueError(f"Statistics file '{path}': malformed `provenance`: {error}") from error
+        raise ValueError(f"{label}: malformed `provenance`: {error}") from error
     expected = -1 if provenance.num_samples is None else provenance.num_samples
     if int(num_samples) != expected:
         raise ValueError(
-            f"Statistics file '{path}': `num_samples` is {int(num_samples)} but the provenance says "
-            f"{provenance.num_samples}."
+            f"{label}: `num_samples` is {int(num_samples)} but the provenance says {provenance.num_samples}."
         )
     return provenance
 

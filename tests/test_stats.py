@@ -368,3 +368,142 @@ def test_provenance_sample_count_accepts_numpy_integers_and_refuses_the_rest():
     for bad, error in [(True, TypeError), (2.0, TypeError), ("5", TypeError), (1, ValueError), (-1, ValueError)]:
         with pytest.raises(error, match="`num_samples`"):
             Provenance(num_samples=bad)
+
+
+# One artifact format --------------------------------------------------------------------------------------------
+
+
+def _legacy_checksum(path):
+    """The checksum of the first statistics format, written out independently: bytes of mu, sigma, num_samples,
+    then the provenance text."""
+    import hashlib
+
+    with np.load(path) as data:
+        digest = hashlib.sha256()
+        for name in ("mu", "sigma", "num_samples"):
+            digest.update(np.ascontiguousarray(data[name]).tobytes())
+        digest.update(str(data["provenance"]).encode())
+        return digest.hexdigest(), str(data["checksum"])
+
+
+def test_statistics_without_a_root_keep_the_first_formats_checksum(rng, tmp_path):
+    path = save_statistics(tmp_path / "s.npz", _stats(rng, extractor="Net", num_samples=40))
+    expected, stored = _legacy_checksum(path)
+    assert stored == expected
+    with np.load(path) as data:
+        assert sorted(data.files) == ["checksum", "mu", "num_samples", "provenance", "sigma"]
+
+
+def test_a_root_travels_in_the_statistics_file_and_its_checksum(rng, tmp_path):
+    from scipy.linalg import sqrtm
+
+    stats = _stats(rng, num_samples=40)
+    root = torch.from_numpy(np.real(sqrtm(stats.sigma.numpy())))
+    path = save_statistics(tmp_path / "s.npz", ReferenceStatistics(stats.mu, stats.sigma, stats.provenance, root))
+    loaded = load_statistics(path)
+    assert torch.equal(loaded.sigma_root, root)
+    with np.load(path) as data:
+        arrays = dict(data)
+    arrays["sigma_root"] = arrays["sigma_root"] * (1 + 1e-12)
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match="checksum"):
+        load_statistics(path)
+
+
+@pytest.mark.filterwarnings("ignore:Cannot check the reference statistics")  # plain features have no provenance
+def test_frechet_distance_uses_a_loaded_root_after_checking_it(rng, tmp_path):
+    from scipy.linalg import sqrtm
+
+    x = rng.standard_normal((60, 6))
+    metric = FrechetDistance()
+    metric.update(torch.from_numpy(x), real=True)
+    written = metric.save_real_statistics(tmp_path / "s.npz", with_root=True)
+    assert torch.equal(load_statistics(written).sigma_root, metric.real_sqrt().cpu())
+
+    stats = load_statistics(written)
+    scipy_root = torch.from_numpy(np.real(sqrtm(stats.sigma.numpy())))  # rounds differently from ours
+    other = FrechetDistance()
+    other.load_real_statistics(ReferenceStatistics(stats.mu, stats.sigma, stats.provenance, scipy_root))
+    assert torch.equal(other.real_sqrt().cpu(), scipy_root)  # used as given: no eigendecomposition
+
+    kept = FrechetDistance()
+    kept.load_real_statistics(stats)
+    wrong = ReferenceStatistics(stats.mu + 1, stats.sigma, stats.provenance, 2 * scipy_root)
+    with pytest.raises(ValueError, match="square root"):
+        kept.load_real_statistics(wrong)
+    assert torch.equal(kept.real_statistics().mu, stats.mu)  # the previous real side stays
+
+
+def test_a_root_of_another_shape_or_non_finite_is_refused(rng):
+    stats = _stats(rng)
+    with pytest.raises(ValueError, match="sigma_root"):
+        ReferenceStatistics(stats.mu, stats.sigma, sigma_root=torch.eye(3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="sigma_root"):
+        ReferenceStatistics(stats.mu, stats.sigma, sigma_root=torch.full_like(stats.sigma, float("nan")))
+    with pytest.raises(TypeError, match="sigma_root"):
+        ReferenceStatistics(stats.mu, stats.sigma, sigma_root=stats.sigma.numpy())
+
+
+def test_artifacts_round_trip_with_provenance_and_refuse_another_kind(rng, tmp_path):
+    from lightning_genmetrics.stats import load_artifact, save_artifact
+
+    features = torch.from_numpy(rng.standard_normal((7, 4)).astype(np.float32))
+    keys = torch.from_numpy(rng.permutation(7).astype(np.int64))
+    provenance = Provenance(extractor="Net", weights_sha256="ab" * 32, layer="out", resize="none", num_samples=9)
+    path = save_artifact(
+        tmp_path / "r.npz", {"features": features, "keys": keys}, kind="reservoir", provenance=provenance
+    )
+    loaded = load_artifact(path, kind="reservoir", names=("features", "keys"))
+    assert loaded.kind == "reservoir"
+    assert torch.equal(loaded.arrays["features"], features)
+    assert torch.equal(loaded.arrays["keys"], keys)
+    assert loaded.provenance == provenance
+    with pytest.raises(ValueError, match="'reservoir' artifact, not 'radii'"):
+        load_artifact(path, kind="radii", names=("features",))
+    with pytest.raises(ValueError, match="not statistics"):
+        load_statistics(path)
+    statistics = save_statistics(tmp_path / "s.npz", _stats(rng))
+    with pytest.raises(ValueError, match="'statistics' artifact, not 'reservoir'"):
+        load_artifact(statistics, kind="reservoir", names=("features",))
+    with pytest.raises(ValueError, match=r"no \['radii'\]"):
+        load_artifact(path, kind="reservoir", names=("radii",))
+    with pytest.raises(FileNotFoundError):
+        load_artifact(tmp_path / "absent.npz", kind="reservoir", names=())
+
+
+def test_artifact_checksum_covers_arrays_kind_and_provenance(rng, tmp_path):
+    from lightning_genmetrics.stats import load_artifact, save_artifact
+
+    path = save_artifact(
+        tmp_path / "r.npz",
+        {"x": torch.from_numpy(rng.standard_normal(5))},
+        kind="reservoir",
+        provenance=Provenance(num_samples=5),
+    )
+    with np.load(path) as data:
+        intact = dict(data)
+    edits = {
+        "x": lambda a: {**a, "x": a["x"] + 1e-12},
+        "renamed": lambda a: {**{k: v for k, v in a.items() if k != "x"}, "y": a["x"]},
+        "kind": lambda a: {**a, "kind": np.array("other")},
+        "provenance": lambda a: {**a, "provenance": np.array(str(a["provenance"]).replace('"unknown"', '"Net"', 1))},
+        "dtype": lambda a: {**a, "x": a["x"].astype(np.float32)},
+    }
+    for what, edit in edits.items():
+        np.savez(path, **edit(intact))
+        names = ("y",) if what == "renamed" else ("x",)
+        kind = "other" if what == "kind" else "reservoir"
+        with pytest.raises(ValueError, match="checksum"):
+            load_artifact(path, kind=kind, names=names)
+
+
+def test_save_artifact_refuses_reserved_names_and_kinds(tmp_path):
+    from lightning_genmetrics.stats import save_artifact
+
+    with pytest.raises(ValueError, match="bookkeeping"):
+        save_artifact(tmp_path / "a.npz", {"checksum": torch.zeros(1)}, kind="k", provenance=Provenance())
+    with pytest.raises(ValueError, match="kind"):
+        save_artifact(tmp_path / "a.npz", {"x": torch.zeros(1)}, kind="statistics", provenance=Provenance())
+    with pytest.raises(TypeError, match="x"):
+        save_artifact(tmp_path / "a.npz", {"x": [1.0]}, kind="k", provenance=Provenance())
+    assert not any(tmp_path.iterdir())

@@ -249,32 +249,45 @@ class FrechetDistance(SufficientStatisticMetric):
             mu_f, sigma_f = moments_to_covariance(self._moments("fake"))
             return mu_r.clone(), sigma_r.clone(), mu_f.clone(), sigma_f.clone()
 
-    def real_statistics(self) -> ReferenceStatistics:
+    def real_statistics(self, *, with_root: bool = False) -> ReferenceStatistics:
         """The real side's mean and covariance (over all ranks) with their provenance.
+
+        Args:
+            with_root: also hold ``real_sqrt()`` as ``sigma_root`` (computed once per real side), so that
+                whoever loads the statistics skips the eigendecomposition.
 
         Raises:
             RuntimeError: fewer than two real samples.
         """
         if self._reference is not None:
-            return self._reference
-        with self.sync_context(should_sync=self._to_sync):
-            n = int(self.real_n)
-            if n < 2:
-                raise RuntimeError(f"Reference statistics need at least 2 real samples, got {n}.")
-            mu, sigma = moments_to_covariance(self._moments("real"))
-            provenance = dataclasses.replace(self.feature_provenance(), num_samples=n)
-            return ReferenceStatistics(mu.detach().cpu().clone(), sigma.detach().cpu().clone(), provenance)
+            statistics = self._reference
+        else:
+            with self.sync_context(should_sync=self._to_sync):
+                n = int(self.real_n)
+                if n < 2:
+                    raise RuntimeError(f"Reference statistics need at least 2 real samples, got {n}.")
+                mu, sigma = moments_to_covariance(self._moments("real"))
+                provenance = dataclasses.replace(self.feature_provenance(), num_samples=n)
+                statistics = ReferenceStatistics(mu.detach().cpu().clone(), sigma.detach().cpu().clone(), provenance)
+        if with_root and statistics.sigma_root is None:
+            statistics = dataclasses.replace(statistics, sigma_root=self.real_sqrt().detach().cpu().clone())
+        return statistics
 
-    def save_real_statistics(self, path: str | os.PathLike) -> Path:
-        """Write ``real_statistics()`` to ``path`` (``.npz``); every rank may call it, it is synchronised."""
-        return save_statistics(path, self.real_statistics())
+    def save_real_statistics(self, path: str | os.PathLike, *, with_root: bool = False) -> Path:
+        """Write ``real_statistics(with_root=...)`` to ``path`` (``.npz``); every rank may call it, it is
+        synchronised."""
+        return save_statistics(path, self.real_statistics(with_root=with_root))
 
     def load_real_statistics(self, statistics: StatisticsSource, *, allow_provenance_mismatch: bool = False) -> None:
         """Fix the real side to ``statistics`` (a file or a ``ReferenceStatistics``).
 
+        With a ``sigma_root`` in the statistics (``save_real_statistics(path, with_root=True)``), that root is
+        used instead of an eigendecomposition, once checked against ``sigma``.
+
         Raises:
-            ValueError: a dimension other than the metric's, or a provenance that differs from the
-                metric's features (unless ``allow_provenance_mismatch``).
+            ValueError: a dimension other than the metric's, a provenance that differs from the metric's
+                features (unless ``allow_provenance_mismatch``), or a ``sigma_root`` that is not a square root
+                of ``sigma`` (the real side is then left as it was).
         """
         stats = statistics if isinstance(statistics, ReferenceStatistics) else load_statistics(statistics)
         if self.num_features is not None and stats.num_features != self.num_features:
@@ -289,7 +302,14 @@ class FrechetDistance(SufficientStatisticMetric):
         )
         if self.num_features is None:
             self._allocate(stats.num_features)
+        previous = self._reference
         self._reference = stats
+        if stats.sigma_root is not None:
+            try:
+                self.load_real_sqrt(stats.sigma_root)  # checked against sigma, not trusted
+            except (TypeError, ValueError):
+                self._reference = previous
+                raise
 
     def real_sqrt(self) -> Tensor:
         """``Σ_r^½`` (float64 ``[D, D]``) as ``compute`` uses it, computed once while the real covariance is unchanged.
