@@ -31,6 +31,7 @@ from lightning_genmetrics.functional.lpips import (
     normalize_channels,
 )
 from lightning_genmetrics.functional.moments import features_to_moments, merge_moments, moments_to_covariance
+from lightning_genmetrics.functional.prdc import knn_radii, precision_recall_density_coverage
 from lightning_genmetrics.functional.psnr import images_to_squared_error_sums, mse_to_psnr, peak_signal_noise_ratio
 from lightning_genmetrics.functional.sampling import bottom_k, sample_keys
 from lightning_genmetrics.functional.segmentation import (
@@ -69,6 +70,7 @@ __all__ = [
     "images_to_squared_error_sums",
     "inception_score",
     "kernel_inception_distance",
+    "knn_radii",
     "labels_to_confusion_matrix",
     "labels_to_image_iou_sums",
     "learned_perceptual_image_patch_similarity",
@@ -85,6 +87,7 @@ __all__ = [
     "peak_signal_noise_ratio",
     "per_image_mean_iou",
     "polynomial_kernel",
+    "precision_recall_density_coverage",
     "probabilities_to_bins",
     "psd_sqrt",
     "sample_keys",

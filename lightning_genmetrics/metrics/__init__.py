@@ -5,6 +5,7 @@ from lightning_genmetrics.metrics.frechet import FrechetDistance, FrechetIncepti
 from lightning_genmetrics.metrics.inception_score import InceptionScore
 from lightning_genmetrics.metrics.kid import KernelInceptionDistance
 from lightning_genmetrics.metrics.lpips import LPIPS, LearnedPerceptualImagePatchSimilarity
+from lightning_genmetrics.metrics.prdc import PrecisionRecallDensityCoverage
 from lightning_genmetrics.metrics.psnr import PSNR, PeakSignalNoiseRatio
 from lightning_genmetrics.metrics.segmentation import MeanIoU, SegmentationMetrics
 from lightning_genmetrics.metrics.ssim import (
@@ -31,6 +32,7 @@ __all__ = [
     "MulticlassAUROC",
     "MultilabelAUROC",
     "PeakSignalNoiseRatio",
+    "PrecisionRecallDensityCoverage",
     "SegmentationMetrics",
     "StructuralSimilarityIndexMeasure",
 ]
