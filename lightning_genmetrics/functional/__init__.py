@@ -18,6 +18,7 @@ from lightning_genmetrics.functional.auroc import (
     scores_to_probabilities,
     scores_to_tied_groups,
 )
+from lightning_genmetrics.functional.cmmd import cmmd, gaussian_kernel_sum
 from lightning_genmetrics.functional.frechet import frechet_distance, psd_sqrt, trace_sqrt_product
 from lightning_genmetrics.functional.inception_score import (
     inception_score,
@@ -56,12 +57,14 @@ __all__ = [
     "binary_auroc",
     "binned_thresholds",
     "bottom_k",
+    "cmmd",
     "confusion_matrix_to_scores",
     "counts_to_threshold_metrics",
     "exact_scores_to_average_auroc",
     "features_to_lpips",
     "features_to_moments",
     "frechet_distance",
+    "gaussian_kernel_sum",
     "gaussian_window",
     "histograms_to_auroc",
     "histograms_to_auroc_error_bound",

@@ -1,6 +1,7 @@
 """Stateful ``torchmetrics.Metric`` classes that keep only sufficient statistics."""
 
 from lightning_genmetrics.metrics.auroc import AUROC, BinaryAUROC, MulticlassAUROC, MultilabelAUROC
+from lightning_genmetrics.metrics.cmmd import CLIPMaximumMeanDiscrepancy
 from lightning_genmetrics.metrics.frechet import FrechetDistance, FrechetInceptionDistance
 from lightning_genmetrics.metrics.inception_score import InceptionScore
 from lightning_genmetrics.metrics.kid import KernelInceptionDistance
@@ -22,6 +23,7 @@ __all__ = [
     "PSNR",
     "SSIM",
     "BinaryAUROC",
+    "CLIPMaximumMeanDiscrepancy",
     "FrechetDistance",
     "FrechetInceptionDistance",
     "InceptionScore",
