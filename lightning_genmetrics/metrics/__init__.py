@@ -2,6 +2,7 @@
 
 from lightning_genmetrics.metrics.auroc import AUROC, BinaryAUROC, MulticlassAUROC, MultilabelAUROC
 from lightning_genmetrics.metrics.cmmd import CLIPMaximumMeanDiscrepancy
+from lightning_genmetrics.metrics.fd_infinity import FrechetInceptionDistanceInfinity
 from lightning_genmetrics.metrics.frechet import FrechetDistance, FrechetInceptionDistance
 from lightning_genmetrics.metrics.inception_score import InceptionScore
 from lightning_genmetrics.metrics.kid import KernelInceptionDistance
@@ -26,6 +27,7 @@ __all__ = [
     "CLIPMaximumMeanDiscrepancy",
     "FrechetDistance",
     "FrechetInceptionDistance",
+    "FrechetInceptionDistanceInfinity",
     "InceptionScore",
     "KernelInceptionDistance",
     "LearnedPerceptualImagePatchSimilarity",
