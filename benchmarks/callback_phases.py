@@ -70,7 +70,7 @@ from torchmetrics.image import KernelInceptionDistance as TorchmetricsKID
 import lightning_genmetrics
 from lightning_genmetrics import GANSampler, sample_range
 from lightning_genmetrics.callbacks import GenerativeMetricsCallback
-from lightning_genmetrics.callbacks.generative_metrics import PhaseTimer
+from lightning_genmetrics.callbacks.phases.scope import PhaseTimer
 from lightning_genmetrics.features.inception import FIDInceptionV3
 from lightning_genmetrics.features.preprocess import images_to_uint8
 from lightning_genmetrics.samplers.base import eval_mode

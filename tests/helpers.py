@@ -2,35 +2,92 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+# Bound at import: a test may monkeypatch the library's names to builders that call these helpers.
+from lightning_genmetrics.features.inception import FIDInceptionV3
+from lightning_genmetrics.features.lpips_nets import LPIPSNetwork
+
 INCEPTION_FIXTURES = Path(__file__).parent / "fixtures" / "fid_inception"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@functools.cache
+def _seeded_inception_tensors() -> tuple[tuple[str, torch.Tensor], ...]:
+    generator = torch.Generator().manual_seed(20261120)
+    state = []
+    for name, shape in json.loads((INCEPTION_FIXTURES / "keys.json").read_text()):
+        if name.endswith("num_batches_tracked"):
+            tensor = torch.tensor(0)
+        elif name.endswith("running_var"):
+            tensor = 0.5 + torch.rand(shape, generator=generator)
+        elif name.endswith("running_mean"):
+            tensor = 0.1 * torch.randn(shape, generator=generator)
+        elif name.endswith("bn.weight"):
+            tensor = 1.0 + 0.1 * torch.randn(shape, generator=generator)
+        elif name.endswith("bias"):
+            tensor = 0.1 * torch.randn(shape, generator=generator)
+        else:
+            tensor = torch.randn(shape, generator=generator) * math.sqrt(2 / math.prod(shape[1:]))
+        state.append((name, tensor))
+    return tuple(state)
 
 
 def seeded_inception_state() -> dict[str, torch.Tensor]:
-    """Seeded weights for the FID InceptionV3 key set, by the fixture README's recipe (keys.json in order)."""
-    generator = torch.Generator().manual_seed(20261120)
-    state = {}
-    for name, shape in json.loads((INCEPTION_FIXTURES / "keys.json").read_text()):
-        if name.endswith("num_batches_tracked"):
-            state[name] = torch.tensor(0)
-        elif name.endswith("running_var"):
-            state[name] = 0.5 + torch.rand(shape, generator=generator)
-        elif name.endswith("running_mean"):
-            state[name] = 0.1 * torch.randn(shape, generator=generator)
-        elif name.endswith("bn.weight"):
-            state[name] = 1.0 + 0.1 * torch.randn(shape, generator=generator)
+    """Seeded weights for the FID InceptionV3 key set, by the fixture README's recipe (keys.json in order).
+
+    Made once per process: the tensors are shared, so load or save them, do not change them in place. Tests that take
+    fixtures use the session's weights file, the ``seeded_inception_weights`` fixture (tests/conftest.py).
+    """
+    return dict(_seeded_inception_tensors())
+
+
+def seeded_inception_network(layer: str = "2048", **kwargs: Any) -> FIDInceptionV3:
+    """``FIDInceptionV3(layer, pretrained=False, **kwargs)`` holding ``seeded_inception_state()`` (for code that
+    cannot take the fixture: DDP workers, module-level constants, monkeypatched builders)."""
+    network = FIDInceptionV3(layer, pretrained=False, **kwargs)
+    network.load_state_dict(seeded_inception_state())
+    return network
+
+
+@functools.cache
+def _seeded_lpips_tensors(net: str, seed: int) -> tuple[tuple[str, torch.Tensor], ...]:
+    generator = torch.Generator().manual_seed(seed)
+    state = []
+    for name, value in LPIPSNetwork(net, pretrained=False).state_dict().items():
+        if name.startswith("heads."):
+            tensor = 0.1 * torch.rand(value.shape, generator=generator)
         elif name.endswith("bias"):
-            state[name] = 0.1 * torch.randn(shape, generator=generator)
+            tensor = 0.1 * torch.randn(value.shape, generator=generator)
         else:
-            state[name] = torch.randn(shape, generator=generator) * math.sqrt(2 / math.prod(shape[1:]))
-    return state
+            tensor = torch.randn(value.shape, generator=generator) * math.sqrt(2 / math.prod(value.shape[1:]))
+        state.append((name, tensor))
+    return tuple(state)
+
+
+def seeded_lpips_state(net: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Seeded weights for an LPIPS network's state dict: He-scaled normal backbone weights, small biases and positive
+    heads. Made once per ``(net, seed)``: the tensors are shared, so load them (``load_state_dict`` copies), do not
+    change them in place."""
+    return dict(_seeded_lpips_tensors(net, seed))
+
+
+def seeded_lpips_network(net: str, seed: int = 0) -> LPIPSNetwork:
+    """An ``LPIPSNetwork(net, pretrained=False)`` holding ``seeded_lpips_state(net, seed)``."""
+    network = LPIPSNetwork(net, pretrained=False)
+    network.load_state_dict(seeded_lpips_state(net, seed))
+    return network
 
 
 class ReadCountingImages(torch.utils.data.Dataset):
@@ -75,6 +132,18 @@ class TinyFeatureNet(nn.Module):
     def _one(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.tanh(self.conv(x * 2 - 1)).mean(dim=(2, 3))
         return self.head(h) * 3
+
+
+class PixelLogits(nn.Module):
+    """Logits ``8·x`` of an image's first ``num_classes`` values (``[N, C, H, W]`` floats in [0, 1]): exact per image
+    in any batch and nearly free, for tests that feed a metric many images many times."""
+
+    def __init__(self, num_classes: int = 6) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)[:, : self.num_classes] * 8
 
 
 def exact_frechet(a: np.ndarray, b: np.ndarray) -> float:
@@ -122,3 +191,22 @@ def exact_mmd2(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | Non
     kxx, kyy, kxy = kernel(x, x), kernel(y, y), kernel(x, y)
     off = ~np.eye(m, dtype=bool)
     return float(kxx[off].mean() + kyy[off].mean() - 2 * kxy.mean())
+
+
+def run_example(script: str, *args: str, timeout: float = 120) -> str:
+    """Run ``examples/<script>`` as a user runs it (a subprocess of this checkout); return its stdout, or fail with
+    its output."""
+    env = dict(os.environ)
+    # The checkout under test, whatever the environment's installed copy points at.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, f"{script} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout

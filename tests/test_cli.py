@@ -15,6 +15,14 @@ from lightning_genmetrics.stats import load_statistics
 from tests.helpers import seeded_inception_state
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
     path = tmp_path_factory.mktemp("weights") / "seeded-inception.pth"
@@ -116,7 +124,14 @@ def test_mismatched_and_corrupt_statistics(folders, weights, tmp_path, capsys):
     )
     capsys.readouterr()
     assert main(["fid", str(small), str(folders["fake"][0]), "--quiet", *_options(weights)]) == 2
-    assert "768 and 2048 features" in _one_line_error(capsys)
+    line = _one_line_error(capsys)  # refused before the folder is read
+    assert f"the statistics in '{small}' were produced differently" in line
+    assert "layer: '768' != '2048'" in line
+    big = tmp_path / "layer2048.npz"
+    assert main(["stats", str(folders["fake"][0]), "-o", str(big), "--quiet", *_options(weights)]) == 0
+    capsys.readouterr()
+    assert main(["fid", str(small), str(big), "--allow-provenance-mismatch", "--quiet"]) == 2
+    assert "768 and 2048 features (layer: '768' != '2048')" in _one_line_error(capsys)
 
     other = tmp_path / "other_resize.npz"
     args = ["stats", str(folders["fake"][0]), "-o", str(other), "--layer", "768", "--resize", "torch-antialias"]
@@ -143,6 +158,9 @@ def test_missing_weights_offline_is_one_line(folders, tmp_path, monkeypatch, cap
     line = _one_line_error(capsys)
     assert spec.sha256 in line
     assert spec.filename in line
+    assert f"--weights /path/to/{spec.filename}" in line  # the flag, not the library's weights_path='...'
+    assert "weights_path" not in line
+    assert "--feature SPEC" in line  # the way on without these weights
 
 
 # Image modes: exact 8-bit RGB or a refusal naming the file and its mode ---------------------------------

@@ -13,7 +13,7 @@ get the images as the feature extractors do: uint8-quantised, then float RGB in 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
@@ -53,6 +53,9 @@ class ClassFidelity(nn.Module):
         >>> sorted(binned.compute())
         ['accuracy', 'auroc', 'auroc_error_bound', 'balanced_accuracy']
     """
+
+    # What "best" means for each value (the bound has no best).
+    higher_is_better: ClassVar[dict[str, bool]] = {"accuracy": True, "balanced_accuracy": True, "auroc": True}
 
     def __init__(
         self, classifier: nn.Module, num_classes: int, input_range: InputRange, *, auroc_bins: int | None = None
@@ -120,6 +123,8 @@ class MaskFidelity(nn.Module):
         >>> sorted(fidelity.compute())
         ['mdice', 'miou', 'pixel_accuracy']
     """
+
+    higher_is_better = True
 
     def __init__(
         self, segmenter: nn.Module, num_classes: int, input_range: InputRange, ignore_index: int | None = None

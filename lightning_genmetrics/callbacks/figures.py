@@ -277,12 +277,19 @@ def _check_points(points: Any) -> list[tuple[float, float, float]]:
     return sorted(checked)
 
 
-def tradeoff_figure(points: Iterable[Sequence[float]], *, title: str = "Guidance trade-off") -> Figure:
-    """Plot FID against Inception Score over a guidance sweep, joined in increasing ``w`` and labelled by ``w``.
+def tradeoff_figure(
+    points: Iterable[Sequence[float]],
+    *,
+    title: str = "Guidance trade-off",
+    labels: Sequence[str] = ("FID (lower is better)", "Inception Score (higher is better)"),
+) -> Figure:
+    """Plot one value against another over a guidance sweep (by default FID against Inception Score), joined in
+    increasing ``w`` and labelled by ``w``.
 
     Args:
-        points: ``(w, fid, inception_score)`` triples, in any order, with distinct ``w``.
+        points: ``(w, x, y)`` triples (by default ``(w, fid, inception_score)``), in any order, with distinct ``w``.
         title: the axes title.
+        labels: the x and y axis labels.
 
     Returns:
         A ``matplotlib.figure.Figure`` with one axes, not registered with pyplot.
@@ -306,7 +313,7 @@ def tradeoff_figure(points: Iterable[Sequence[float]], *, title: str = "Guidance
     ax.plot([fid for _, fid, _ in checked], [score for _, _, score in checked], marker="o", color=_COLORS["generated"])
     for w, fid, score in checked:
         ax.annotate(f"w={w:g}", (fid, score), xytext=(4, 4), textcoords="offset points", fontsize="small")
-    ax.set_xlabel("FID (lower is better)")
-    ax.set_ylabel("Inception Score (higher is better)")
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
     ax.set_title(title)
     return figure

@@ -96,5 +96,14 @@ class ReconstructionQuality(nn.Module):
         for metric in self.metrics.values():
             metric.update(preds, target.to(preds.device))
 
+    @property
+    def higher_is_better(self) -> dict[str, bool | None]:
+        """Each metric's own direction (LPIPS is a distance: lower is better)."""
+        return {name: metric.higher_is_better for name, metric in self.metrics.items()}
+
+    def value_names(self) -> list[str]:
+        """The keys of ``compute()``'s result."""
+        return list(self.metrics)
+
     def compute(self) -> dict[str, float]:
         return {name: float(metric.compute()) for name, metric in self.metrics.items()}

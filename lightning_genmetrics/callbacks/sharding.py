@@ -1,10 +1,12 @@
-"""Each rank reads only its own batches of a fixed-order dataloader.
+"""The one sharding rule of an evaluation: each rank evaluates only its own share, and no sample twice.
 
-Rank ``r`` of ``W`` owns batches ``r, r + W, r + 2W, ...`` of the loader's fixed order: every batch is read by
-exactly one rank, with none of ``DistributedSampler``'s duplicate padding. For a map-style dataset the loader's
-batch sampler is iterated (indices only, no data) and a loader over this rank's index lists is built, so a rank
-decodes only its own images. An iterable dataset has no indices to select: every rank iterates all of it and
-drops the other ranks' batches after loading them (the loading cost is paid ``W`` times).
+Generated samples: rank ``r`` of ``W`` draws the contiguous global indices ``shard_bounds(N, r, W)`` of the
+seeded sample stream. Dataloaders (real images, masks, reconstruction inputs): rank ``r`` of ``W`` owns batches
+``r, r + W, r + 2W, ...`` of the loader's fixed order: every batch is read by exactly one rank, with none of
+``DistributedSampler``'s duplicate padding. For a map-style dataset the loader's batch sampler is iterated
+(indices only, no data) and a loader over this rank's index lists is built, so a rank decodes only its own images.
+An iterable dataset has no indices to select: every rank iterates all of it and drops the other ranks' batches
+after loading them (the loading cost is paid ``W`` times).
 """
 
 from __future__ import annotations
@@ -91,6 +93,18 @@ class RankShare:
                 yield RankBatch(index, offset, batch)
             offset += _batch_length(batch)
         self.num_batches = count
+
+
+def shard_bounds(num_samples: int, rank: int, world_size: int) -> tuple[int, int]:
+    """The global sample indices ``[start, stop)`` rank ``rank`` of ``world_size`` evaluates.
+
+    The shards are contiguous, differ in size by at most one, and cover ``range(num_samples)`` exactly once.
+
+    Example:
+        >>> [shard_bounds(10, r, 3) for r in range(3)]
+        [(0, 3), (3, 6), (6, 10)]
+    """
+    return rank * num_samples // world_size, (rank + 1) * num_samples // world_size
 
 
 def _index_batches(loader: DataLoader) -> list[list[int]] | None:

@@ -24,6 +24,8 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
+from lightning_genmetrics._compat.lightning import averaged_model
+
 try:  # Lightning >= 2.5
     from lightning.pytorch.callbacks import WeightAveraging
 except ImportError:  # pragma: no cover - older Lightning has no weight-averaging callback
@@ -122,7 +124,7 @@ def evaluation_weights(
             yield "ema"
         return
     averaging = _weight_averaging(trainer)
-    model = None if averaging is None else getattr(averaging, "_average_model", None)
+    model = None if averaging is None else averaged_model(averaging)
     if model is None:
         yield "training"
         return

@@ -106,6 +106,9 @@ class ImageFeatures(nn.Module):
             return cls(feature, input_range=input_range, feature_input=feature_input)
         if isinstance(feature, bool) or not isinstance(feature, (int, str)):
             raise TypeError(f"Expected `feature` to be one of {list(layers)} or an nn.Module, got {feature!r}.")
+        encoder = _named_encoder(feature, antialias=antialias, weights_path=weights_path)
+        if encoder is not None:
+            return cls(encoder, input_range=input_range)
         if str(feature) not in layers:
             raise ValueError(f"Expected `feature` to be one of {list(layers)} or an nn.Module, got {feature!r}.")
         from lightning_genmetrics.features.inception import FIDInceptionV3
@@ -119,7 +122,7 @@ class ImageFeatures(nn.Module):
         from lightning_genmetrics.stats import weights_fingerprint
 
         return {
-            "extractor": type(self.module).__qualname__,
+            "extractor": str(getattr(self.module, "extractor_name", type(self.module).__qualname__)),
             "weights_sha256": weights_fingerprint(self.module),
             "layer": str(getattr(self.module, "layer", "output")),
             "resize": str(getattr(self.module, "resize", "none")),
@@ -312,3 +315,23 @@ def _delete_frozen_keys(mapping: dict[str, Any], child: str) -> None:
     """Delete ``child`` and everything under it."""
     for key in [key for key in mapping if f"{key}.".startswith(f"{child}.")]:
         del mapping[key]
+
+
+def _named_encoder(feature: Any, *, antialias: bool, weights_path: str | None) -> nn.Module | None:
+    """The DINOv2 or CLIP encoder a name such as ``"dinov2-vitl14"`` or ``"clip-vit-l14-336"`` stands for, else None."""
+    if not isinstance(feature, str):
+        return None
+    if feature.startswith("dinov2-"):
+        from lightning_genmetrics.features.dinov2 import DINOV2_ENCODER_NAMES, DINOv2Encoder
+
+        if feature not in DINOV2_ENCODER_NAMES:
+            raise ValueError(f"Expected a DINOv2 encoder name among {list(DINOV2_ENCODER_NAMES)}, got {feature!r}.")
+        resize = "edm2" if antialias else "dgm-eval"
+        return DINOv2Encoder(feature.removeprefix("dinov2-"), resize=resize, weights_path=weights_path)
+    if feature.startswith("clip-"):
+        from lightning_genmetrics.features.clip import CLIP_ENCODERS, CLIPImageEncoder
+
+        if feature not in CLIP_ENCODERS:
+            raise ValueError(f"Expected a CLIP encoder name among {list(CLIP_ENCODERS)}, got {feature!r}.")
+        return CLIPImageEncoder.from_name(feature, weights_path=weights_path)
+    return None

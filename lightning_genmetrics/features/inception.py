@@ -23,12 +23,13 @@ from lightning_genmetrics.features.precision import full_fp32_precision
 from lightning_genmetrics.features.resize import ResizeProtocol, check_resize_protocol, resize_images
 from lightning_genmetrics.features.shared import memoized
 
-InceptionLayer = Literal["64", "192", "768", "2048", "logits_unbiased", "logits"]
+InceptionLayer = Literal["64", "192", "2023", "768", "2048", "logits_unbiased", "logits"]
 INCEPTION_LAYERS: tuple[str, ...] = get_args(InceptionLayer)
 INCEPTION_INPUT_SIZE = 299
 INCEPTION_LAYER_DIMS: dict[str, int] = {
     "64": 64,
     "192": 192,
+    "2023": 2023,
     "768": 768,
     "2048": 2048,
     "logits_unbiased": 1008,
@@ -48,6 +49,8 @@ class FIDInceptionV3(nn.Module):
     ========================  ====  =====================================================
     ``"64"``                  64    the first max pool (73×73)
     ``"192"``                 192   the second max pool (35×35)
+    ``"2023"``                2023  ``Mixed_6d``'s 1×1 branch (17×17), its first 7 channels, not averaged: the
+                                    sFID features
     ``"768"``                 768   ``Mixed_6e`` (17×17)
     ``"2048"``                2048  ``Mixed_7c`` (8×8): the FID and KID features
     ``"logits_unbiased"``     1008  ``fc`` without its bias: the Inception Score's logits
@@ -207,8 +210,13 @@ class FIDInceptionV3(nn.Module):
         yield "192", x.mean(dim=(2, 3))
         for block in (self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a):
             x = block(x)
-        for block in (self.Mixed_6b, self.Mixed_6c, self.Mixed_6d, self.Mixed_6e):
-            x = block(x)
+        x = self.Mixed_6c(self.Mixed_6b(x))
+        # sFID (Nash et al. 2021, as the ADM evaluator computes it): the 2015 graph's `mixed_6/conv` (the 1×1 branch
+        # of its seventh mixed block, Mixed_6d, after ReLU), channels [:7], flattened in TF's NHWC order so that
+        # statistics files of the ADM evaluator (`mu_s`, `sigma_s`) are in the same coordinates.
+        spatial = self.Mixed_6d.branch1x1(x)[:, :7]
+        yield "2023", spatial.permute(0, 2, 3, 1).reshape(spatial.shape[0], -1)
+        x = self.Mixed_6e(self.Mixed_6d(x))
         yield "768", x.mean(dim=(2, 3))
         pooled = self.Mixed_7c(self.Mixed_7b(self.Mixed_7a(x))).mean(dim=(2, 3))
         yield "2048", pooled

@@ -3,7 +3,11 @@
 from lightning_genmetrics.metrics.auroc import AUROC, BinaryAUROC, MulticlassAUROC, MultilabelAUROC
 from lightning_genmetrics.metrics.cmmd import CLIPMaximumMeanDiscrepancy
 from lightning_genmetrics.metrics.fd_infinity import FrechetInceptionDistanceInfinity
-from lightning_genmetrics.metrics.frechet import FrechetDistance, FrechetInceptionDistance
+from lightning_genmetrics.metrics.frechet import (
+    FrechetDistance,
+    FrechetInceptionDistance,
+    SpatialFrechetInceptionDistance,
+)
 from lightning_genmetrics.metrics.inception_score import InceptionScore
 from lightning_genmetrics.metrics.kid import KernelInceptionDistance
 from lightning_genmetrics.metrics.lpips import LPIPS, LearnedPerceptualImagePatchSimilarity
@@ -38,5 +42,6 @@ __all__ = [
     "PeakSignalNoiseRatio",
     "PrecisionRecallDensityCoverage",
     "SegmentationMetrics",
+    "SpatialFrechetInceptionDistance",
     "StructuralSimilarityIndexMeasure",
 ]

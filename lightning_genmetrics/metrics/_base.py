@@ -11,6 +11,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from lightning_genmetrics._compat import torchmetrics as tm_compat
 from lightning_genmetrics.metrics._distributed import agree_configuration, agree_dimension, all_reduce_sum
 
 # The library's own public modules (extractor wrappers, the Inception port, LPIPS networks) hold settings of the
@@ -90,6 +91,10 @@ class SufficientStatisticMetric(Metric):
     _kept_on_reset: tuple[str, ...] = ()
     _size_name = "feature dimension"
 
+    def __init__(self, **kwargs: Any) -> None:
+        tm_compat.check_overridden_hooks()
+        super().__init__(**kwargs)
+
     @property
     def _lazy_size(self) -> int | None:
         return None
@@ -131,19 +136,14 @@ class SufficientStatisticMetric(Metric):
         if self._forward_accumulates_only:
             self.update(*args, **kwargs)
             return None
-        saved = self._copy_state_dict()
-        count, computed = self._update_count, self._computed
-        compute_on_cpu = self.compute_on_cpu
-        # torchmetrics' forward context: the batch value is local to this process (no sync unless
-        # dist_sync_on_step), on the state's device, and differentiable when the inputs are.
-        self._to_sync, self._should_unsync = self.dist_sync_on_step, False
-        self.compute_on_cpu, self._enable_grad = False, True
-        try:
+        saved = tm_compat.copy_states(self)
+        bookkeeping = tm_compat.update_bookkeeping(self)
+        with tm_compat.batch_value_scope(self):
             Metric.reset(self)  # the whole state, real side included: the value is the batch's alone
             try:
                 self.update(*args, **kwargs)
             except BaseException:
-                self._restore(saved, count, computed)
+                self._restore(saved, bookkeeping)
                 raise
             try:
                 value = self.compute()
@@ -153,19 +153,16 @@ class SufficientStatisticMetric(Metric):
                         self._merge_state(saved)
                 except BaseException:
                     # A batch the running state cannot take (a lazily sized state fixed otherwise): drop the batch.
-                    self._restore(saved, count, computed)
+                    self._restore(saved, bookkeeping)
                     raise
-                self._update_count, self._computed = count + 1, None
-        finally:
-            self._is_synced, self._should_unsync, self._to_sync = False, True, self.sync_on_compute
-            self.compute_on_cpu, self._enable_grad = compute_on_cpu, False
-        self._forward_cache = value
+                tm_compat.restore_update_bookkeeping(self, tm_compat.UpdateBookkeeping(bookkeeping.count + 1, None))
+        tm_compat.set_forward_cache(self, value)
         return value
 
-    def _restore(self, state: dict[str, Any], count: int, computed: Any) -> None:
+    def _restore(self, state: dict[str, Any], bookkeeping: tm_compat.UpdateBookkeeping) -> None:
         for name, value in state.items():
             setattr(self, name, value)
-        self._update_count, self._computed = count, computed
+        tm_compat.restore_update_bookkeeping(self, bookkeeping)
 
     def plot(self, val: Any = None, ax: Any = None) -> Any:
         """Draw the value (``compute()`` when ``val`` is None, or a list of values over time) with matplotlib.
@@ -188,7 +185,7 @@ class SufficientStatisticMetric(Metric):
             >>> figure, axes = metric.plot(metric.compute()["iou"])
         """
         self._require_matplotlib()
-        return self._plot(val, ax)
+        return tm_compat.plot_value(self, val, ax)
 
     def _require_matplotlib(self) -> None:
         try:
@@ -198,22 +195,24 @@ class SufficientStatisticMetric(Metric):
                 f"`{type(self).__name__}.plot` needs matplotlib: pip install matplotlib (the `plots` extra)."
             ) from error
 
+    # The three overrides of torchmetrics' private hooks below take the parameters listed in
+    # `tm_compat.OVERRIDDEN_HOOKS`, which `__init__` checks against the installed torchmetrics.
     def _wrap_update(self, update: Callable) -> Callable:
         wrapped = super()._wrap_update(update)
 
         @functools.wraps(update)
         def guarded(*args: Any, **kwargs: Any) -> None:
-            count, computed = self._update_count, self._computed
+            bookkeeping = tm_compat.update_bookkeeping(self)
             try:
                 wrapped(*args, **kwargs)
             except BaseException:
-                self._update_count, self._computed = count, computed
+                tm_compat.restore_update_bookkeeping(self, bookkeeping)
                 raise
 
         return guarded
 
     def _reduce_states(self, incoming_state: dict[str, Any]) -> None:
-        missing = [name for name in self._defaults if name not in incoming_state]
+        missing = [name for name in tm_compat.state_names(self) if name not in incoming_state]
         if missing:
             raise ValueError(f"Expected the incoming state to have the states {missing}, it does not.")
         self._merge_state(incoming_state)
@@ -228,7 +227,7 @@ class SufficientStatisticMetric(Metric):
         """
         cls = type(self)
         configuration: dict[str, Any] = {"class": f"{cls.__module__}.{cls.__qualname__}"}
-        _collect_settings(self, "", _metric_bookkeeping().union(self._defaults), configuration)
+        _collect_settings(self, "", _metric_bookkeeping().union(tm_compat.state_names(self)), configuration)
         return configuration
 
     def _sync_dist(self, dist_sync_fn: Callable | None = None, process_group: Any = None) -> None:
@@ -267,12 +266,12 @@ class SummedStateMetric(SufficientStatisticMetric):
             raise RuntimeError(f"{type(self).__name__} has no images yet: call `update` before `compute`.")
 
     def _merge_state(self, other: dict[str, Any]) -> None:
-        for name in self._defaults:
+        for name in tm_compat.state_names(self):
             current = getattr(self, name)
             setattr(self, name, current + other[name].to(device=current.device, dtype=current.dtype))
 
     def _sync_states(self, group: Any, dist_sync_fn: Callable | None) -> None:
-        names = sorted(self._defaults)
+        names = sorted(tm_compat.state_names(self))
         for dtype in (torch.float64, torch.int64):
             selected = [name for name in names if getattr(self, name).dtype == dtype]
             if not selected:

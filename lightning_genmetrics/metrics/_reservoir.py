@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torchmetrics.utilities.distributed import gather_all_tensors
 
 from lightning_genmetrics._checks import check_bool, check_finite, check_positive_int
+from lightning_genmetrics._compat import torchmetrics as tm_compat
 from lightning_genmetrics.features.extractor import FeatureInput, ImageFeatures, InputRange
 from lightning_genmetrics.features.preprocess import batch_to_images
 from lightning_genmetrics.functional.sampling import bottom_k
@@ -91,7 +92,7 @@ class FeatureReservoirMetric(SufficientStatisticMetric):
     def _allocate(self, d: int) -> None:
         for side in SIDES:
             empty = torch.zeros(0, d, dtype=torch.float32, device=self.real_n.device)
-            self._defaults[f"{side}_features"] = empty.clone()
+            tm_compat.set_state_default(self, f"{side}_features", empty)
             if getattr(self, f"{side}_features").shape[0] == 0:
                 setattr(self, f"{side}_features", empty)
 
@@ -148,7 +149,7 @@ class FeatureReservoirMetric(SufficientStatisticMetric):
         """The real side over all ranks (every rank must call it): ``n`` images seen, the reservoir's ``features``
         ``[K, D]`` and their ``keys`` ``[K]`` in ascending key order, on the CPU. ``load_real_reservoir`` puts it
         back."""
-        with self.sync_context(should_sync=self._to_sync):
+        with self.sync_context(should_sync=tm_compat.should_sync_now(self)):
             order = torch.sort(self.real_keys, stable=True).indices
             return {
                 "n": self.real_n.detach().cpu().clone(),

@@ -11,6 +11,7 @@ from torch import Tensor
 from torchmetrics.utilities.distributed import gather_all_tensors
 
 from lightning_genmetrics._checks import check_bool
+from lightning_genmetrics._compat import torchmetrics as tm_compat
 from lightning_genmetrics.functional.auroc import (
     AVERAGES,
     DEFAULT_NUM_BINS,
@@ -229,7 +230,7 @@ class AUROC(SufficientStatisticMetric):
         else:
             seen = int(self.positive_hist.sum() + self.negative_hist.sum())
         # A batch whose every target was ignored has been seen: its AUROC is undefined, not missing.
-        if seen == 0 and self._update_count == 0:
+        if seen == 0 and self.update_count == 0:
             raise RuntimeError(f"{type(self).__name__} has no samples yet: call `update` first.")
 
     def compute(self) -> Tensor:
@@ -411,7 +412,9 @@ class AUROC(SufficientStatisticMetric):
     def _synced(self) -> Any:
         """The global state for the duration of a ``with`` block (as ``compute`` has it)."""
         return self.sync_context(
-            dist_sync_fn=self.dist_sync_fn, should_sync=self._to_sync, should_unsync=self._should_unsync
+            dist_sync_fn=self.dist_sync_fn,
+            should_sync=tm_compat.should_sync_now(self),
+            should_unsync=tm_compat.should_unsync_now(self),
         )
 
     def merge_state(self, incoming_state: dict[str, Any] | Any) -> None:

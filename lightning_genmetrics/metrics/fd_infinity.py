@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_genmetrics._checks import check_bool, check_features, check_positive_int
+from lightning_genmetrics._compat import torchmetrics as tm_compat
 from lightning_genmetrics.features.extractor import FeatureInput, InputRange
 from lightning_genmetrics.features.preprocess import batch_to_images
 from lightning_genmetrics.functional.frechet import _distance_from_root
@@ -125,7 +126,7 @@ class FrechetInceptionDistanceInfinity(FrechetInceptionDistance):
             return  # FrechetDistance.__init__ may allocate before the bands exist
         for name, shape in (("band_mean", (self.points, d)), ("band_m2", (self.points, d, d))):
             zeros = torch.zeros(shape, dtype=torch.float64, device=self.real_n.device)
-            self._defaults[name] = zeros.clone()
+            tm_compat.set_state_default(self, name, zeros)
             setattr(self, name, zeros)
 
     def _band(self, j: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -167,7 +168,7 @@ class FrechetInceptionDistanceInfinity(FrechetInceptionDistance):
             RuntimeError: a subset with fewer than 2 samples, or fewer than 2 real samples (the message says how
                 many generated samples are needed).
         """
-        with self.sync_context(should_sync=self._to_sync):
+        with self.sync_context(should_sync=tm_compat.should_sync_now(self)):
             return self._curve()
 
     def _curve(self) -> tuple[Tensor, Tensor]:
@@ -213,7 +214,7 @@ class FrechetInceptionDistanceInfinity(FrechetInceptionDistance):
 
     def fid(self) -> Tensor:
         """The plain FID of all generated samples (every rank must call it under DDP)."""
-        with self.sync_context(should_sync=self._to_sync):
+        with self.sync_context(should_sync=tm_compat.should_sync_now(self)):
             return FrechetInceptionDistance.compute(self)
 
     def _merge_state(self, other: dict[str, Any]) -> None:

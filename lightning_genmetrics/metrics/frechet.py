@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_genmetrics._checks import check_bool, check_features, check_finite, check_positive_int, check_tensor
+from lightning_genmetrics._compat import torchmetrics as tm_compat
 from lightning_genmetrics.features.extractor import (
     FeatureInput,
     ImageFeatures,
@@ -163,7 +164,7 @@ class FrechetDistance(SufficientStatisticMetric):
         for side in _SIDES:
             for name, shape in ((f"{side}_mean", (d,)), (f"{side}_m2", (d, d))):
                 zeros = torch.zeros(shape, dtype=torch.float64, device=self.real_n.device)
-                self._defaults[name] = zeros.clone()
+                tm_compat.set_state_default(self, name, zeros)
                 setattr(self, name, zeros)
 
     def update(self, features: Tensor, real: bool) -> None:
@@ -238,7 +239,7 @@ class FrechetDistance(SufficientStatisticMetric):
             >>> [t.tolist() for t in metric.gaussians()]
             [[1.0, 0.0], [[2.0, 0.0], [0.0, 0.0]], [1.0, 2.0], [[0.0, 0.0], [0.0, 2.0]]]
         """
-        with self.sync_context(should_sync=self._to_sync):
+        with self.sync_context(should_sync=tm_compat.should_sync_now(self)):
             n_fake, n_real = int(self.fake_n), int(self.real_n)
             if n_fake < 2 or (self._reference is None and n_real < 2):
                 raise RuntimeError(
@@ -262,7 +263,7 @@ class FrechetDistance(SufficientStatisticMetric):
         if self._reference is not None:
             statistics = self._reference
         else:
-            with self.sync_context(should_sync=self._to_sync):
+            with self.sync_context(should_sync=tm_compat.should_sync_now(self)):
                 n = int(self.real_n)
                 if n < 2:
                     raise RuntimeError(f"Reference statistics need at least 2 real samples, got {n}.")
@@ -332,7 +333,7 @@ class FrechetDistance(SufficientStatisticMetric):
         if self._reference is not None:
             sigma_r = self._reference.sigma.to(self.real_n.device)
             return self._real_sqrt(sigma_r, self._reference.provenance.num_samples)[0]
-        with self.sync_context(should_sync=self._to_sync):
+        with self.sync_context(should_sync=tm_compat.should_sync_now(self)):
             n_real = int(self.real_n)
             if n_real < 2:
                 raise RuntimeError(f"{type(self).__name__} needs at least 2 real samples, got {n_real}.")
@@ -354,7 +355,7 @@ class FrechetDistance(SufficientStatisticMetric):
         if self._reference is not None:
             sigma_r, n_real = self._reference.sigma.to(self.real_n.device), self._reference.provenance.num_samples
         else:
-            with self.sync_context(should_sync=self._to_sync):
+            with self.sync_context(should_sync=tm_compat.should_sync_now(self)):
                 n_real = int(self.real_n)
                 if n_real < 2:
                     raise RuntimeError(f"{type(self).__name__} needs at least 2 real samples, got {n_real}.")
@@ -432,7 +433,8 @@ class FrechetInceptionDistance(FrechetDistance):
     both sides (torchmetrics' ``forward`` raises on a one-sided batch).
 
     Args:
-        feature: an Inception layer (int) or a feature-extractor module.
+        feature: an Inception layer (int: ``64``, ``192``, ``768``, ``2048``, or ``2023``, the sFID features; see
+            :class:`~lightning_genmetrics.features.FIDInceptionV3`) or a feature-extractor module.
         reset_real_features: keep the real side across ``reset()`` when ``False``.
         normalize: torchmetrics' switch: ``True`` for float images in ``[0, 1]`` (the same as
             ``input_range=(0, 1)``), ``False`` for uint8. torchmetrics turns ``[0, 1]`` floats into
@@ -493,7 +495,7 @@ class FrechetInceptionDistance(FrechetDistance):
             weights_path=torchmetrics_weights_path(weights_path, feature_extractor_weights_path),
             antialias=antialias,
             feature_input=feature_input,
-            layers=("64", "192", "768", "2048"),
+            layers=("64", "192", "768", "2048", "2023"),
         )
         super().__init__(extractor.num_features, reset_real_features=reset_real_features, **kwargs)
         self.extractor = extractor
@@ -521,3 +523,24 @@ class FrechetInceptionDistance(FrechetDistance):
         check_bool(real, "real")
         self._check_real_side_open(real)
         super().update(self.extractor(batch_to_images(imgs)), real)
+
+
+class SpatialFrechetInceptionDistance(FrechetInceptionDistance):
+    """sFID (Nash et al. 2021) as the ADM evaluator computes it: FID over the first 7 channels of the 17×17 map of
+    the Inception graph's ``mixed_6/conv`` (2023 features), which keep spatial information the pooled features
+    lose. The same as ``FrechetInceptionDistance(feature=2023)``; statistics files of the ADM evaluator hold them as
+    ``mu_s``/``sigma_s`` (in the same coordinates: TF's channel-last order).
+
+    Takes :class:`FrechetInceptionDistance`'s arguments except ``feature``.
+
+    Example:
+        >>> SpatialFrechetInceptionDistance(feature=64)
+        Traceback (most recent call last):
+            ...
+        TypeError: SpatialFrechetInceptionDistance fixes `feature` to 2023; use FrechetInceptionDistance.
+    """
+
+    def __init__(self, reset_real_features: bool = True, normalize: bool = False, **kwargs: Any) -> None:
+        if "feature" in kwargs:
+            raise TypeError("SpatialFrechetInceptionDistance fixes `feature` to 2023; use FrechetInceptionDistance.")
+        super().__init__(2023, reset_real_features, normalize, **kwargs)

@@ -10,6 +10,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from lightning_genmetrics._checks import check_option, check_positive_int
+from lightning_genmetrics._compat import torchmetrics as tm_compat
 from lightning_genmetrics.features.extractor import FeatureInput, ImageFeatures, InputRange, torchmetrics_input_range
 from lightning_genmetrics.features.preprocess import batch_to_images
 from lightning_genmetrics.functional.inception_score import (
@@ -171,10 +172,10 @@ class InceptionScore(SufficientStatisticMetric):
 
     def _allocate(self, c: int) -> None:
         zeros = torch.zeros(self.splits, c, dtype=torch.float64, device=self.split_n.device)
-        self._defaults["split_sum_p"] = zeros.clone()
+        tm_compat.set_state_default(self, "split_sum_p", zeros)
         self.split_sum_p = zeros
         empty = zeros.new_zeros(0, c)
-        self._defaults["pending_p"] = empty.clone()
+        tm_compat.set_state_default(self, "pending_p", empty)
         self.pending_p = empty
 
     def update(self, imgs: Tensor, sample_ids: Tensor | None = None) -> None:

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torchmetrics.utilities.distributed import gather_all_tensors
 
 from lightning_genmetrics._checks import check_bool, check_finite, check_option, check_positive_int
+from lightning_genmetrics._compat import torchmetrics as tm_compat
 from lightning_genmetrics.features.extractor import (
     FeatureInput,
     ImageFeatures,
@@ -190,7 +191,7 @@ class KernelInceptionDistance(SufficientStatisticMetric):
     def _allocate(self, d: int) -> None:
         for side in _SIDES:
             empty = torch.zeros(0, d, dtype=torch.float32, device=self.real_n.device)
-            self._defaults[f"{side}_features"] = empty.clone()
+            tm_compat.set_state_default(self, f"{side}_features", empty)
             if getattr(self, f"{side}_features").shape[0] == 0:
                 setattr(self, f"{side}_features", empty)
 
@@ -294,7 +295,7 @@ class KernelInceptionDistance(SufficientStatisticMetric):
             >>> torch.equal(other.real_reservoir()["keys"], state["keys"])
             True
         """
-        with self.sync_context(should_sync=self._to_sync):
+        with self.sync_context(should_sync=tm_compat.should_sync_now(self)):
             order = torch.sort(self.real_keys, stable=True).indices
             return {
                 "n": self.real_n.detach().cpu().clone(),

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_genmetrics._checks import check_finite, check_positive_int
+from lightning_genmetrics._compat import torchmetrics as tm_compat
 from lightning_genmetrics.features.extractor import FeatureInput, InputRange, torchmetrics_input_range
 from lightning_genmetrics.functional.prdc import knn_radii, precision_recall_density_coverage
 from lightning_genmetrics.metrics._reservoir import FeatureReservoirMetric
@@ -144,7 +145,7 @@ class PrecisionRecallDensityCoverage(FeatureReservoirMetric):
         """How many samples each side has seen and how many its reservoir holds (all of them while
         ``seen <= max_samples``): ``{"real_seen", "real_used", "fake_seen", "fake_used"}``, over all ranks
         (every rank must call it)."""
-        with self.sync_context(should_sync=self._to_sync):
+        with self.sync_context(should_sync=tm_compat.should_sync_now(self)):
             return {
                 "real_seen": int(self.real_n),
                 "real_used": int(self.real_keys.shape[0]),

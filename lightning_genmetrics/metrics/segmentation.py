@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from lightning_genmetrics._checks import check_bool, check_positive_int
+from lightning_genmetrics._compat import torchmetrics as tm_compat
 from lightning_genmetrics.functional.segmentation import (
     InputFormat,
     check_absent_score,
@@ -269,7 +270,7 @@ class MeanIoU(SufficientStatisticMetric):
     def _allocate(self, size: int) -> None:
         for name, dtype in (("iou_sum", torch.float64), ("present", torch.int64)):
             zeros = torch.zeros(size, dtype=dtype, device=self.image_count.device)
-            self._defaults[name] = zeros.clone()
+            tm_compat.set_state_default(self, name, zeros)
             setattr(self, name, zeros)
 
     def update(self, preds: Tensor, target: Tensor) -> None:

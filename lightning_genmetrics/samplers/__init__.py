@@ -1,10 +1,11 @@
 """Samplers feed the metrics: diffusion (DDPM, DDIM, continuous-time log-SNR; classifier-free guidance), flow
-matching, GAN, VAE, or any callable.
+matching, autoregressive token models, GAN, VAE, or any callable.
 
 Every sampler is called ``sampler(num_samples, *, generator, device, labels=None)`` and declares its
 ``output_range``; ``sample_range`` computes any slice of a seeded global stream exactly, on any rank.
 """
 
+from lightning_genmetrics.samplers.autoregressive import AutoregressiveSampler, filter_logits, guidance_by_position
 from lightning_genmetrics.samplers.base import (
     CallableSampler,
     NonFiniteSamplesError,
@@ -21,6 +22,7 @@ from lightning_genmetrics.samplers.continuous import (
     logsnr_schedule,
     logsnr_to_alpha_sigma,
 )
+from lightning_genmetrics.samplers.diffusers_sampler import DiffusersSampler
 from lightning_genmetrics.samplers.diffusion import (
     DiffusionSampler,
     NoiseSchedule,
@@ -42,7 +44,9 @@ from lightning_genmetrics.samplers.flow import (
 from lightning_genmetrics.samplers.latent import GANSampler, VAESampler, reconstruct_images
 
 __all__ = [
+    "AutoregressiveSampler",
     "CallableSampler",
+    "DiffusersSampler",
     "DiffusionSampler",
     "FlowMatchingSampler",
     "GANSampler",
@@ -53,9 +57,11 @@ __all__ = [
     "VAESampler",
     "diffusion_loss",
     "drop_labels",
+    "filter_logits",
     "flow_interpolate",
     "flow_matching_loss",
     "flow_time_grid",
+    "guidance_by_position",
     "logsnr_diffusion_loss",
     "logsnr_schedule",
     "logsnr_to_alpha_sigma",

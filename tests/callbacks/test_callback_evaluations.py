@@ -20,7 +20,6 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_genmetrics import (
     CallableSampler,
-    GANSampler,
     InceptionScore,
     KernelInceptionDistance,
     SegmentationMetrics,
@@ -28,15 +27,20 @@ from lightning_genmetrics import (
 )
 from lightning_genmetrics.callbacks import GenerativeMetricsCallback
 from lightning_genmetrics.features.preprocess import images_to_uint8
-from tests.callbacks.test_generative_metrics import (
+from tests.callbacks.support import (
     LATENT,
+    BrightnessClassifier,
+    ConditionalGAN,
     CountingImages,
+    ThresholdSegmenter,
     TinyDiffusion,
     TinyGAN,
     TinyGANWithValidation,
+    conditional_sampler,
     gan_sampler,
     guidance_sweep_callback,
     make_trainer,
+    masks_to_images,
     read_events,
     train_loader,
 )
@@ -214,48 +218,6 @@ def test_per_metric_feature_extractors(tmp_path: Path) -> None:
         GenerativeMetricsCallback(gan_sampler, None, metrics=("is",), feature_extractor={"fid": pool})
 
 
-class ConditionalGenerator(nn.Module):
-    """``(z, labels) -> images``: the label shifts the image brightness, so a classifier can read it."""
-
-    def __init__(self, num_classes: int = 3) -> None:
-        super().__init__()
-        generator = torch.Generator().manual_seed(4)
-        self.linear = nn.Linear(LATENT, 3 * 8 * 8)
-        with torch.no_grad():
-            for parameter in self.linear.parameters():
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.2)
-        self.num_classes = num_classes
-
-    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        base = self.linear(z).view(-1, 3, 8, 8)
-        shift = labels.float()[:, None, None, None] / (self.num_classes - 1) * 0.3 - 0.15
-        return torch.tanh(base + shift)
-
-
-class ConditionalGAN(TinyGAN):
-    def __init__(self, lr: float = 0.5) -> None:
-        super().__init__(lr)
-        self.conditional = ConditionalGenerator()
-
-    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        labels = torch.arange(batch[0].shape[0]) % 3
-        out = self.conditional(self.z[: batch[0].shape[0]], labels)
-        return super().training_step(batch, batch_idx) + (out - batch[0]).pow(2).mean()
-
-
-class BrightnessClassifier(nn.Module):
-    """Logits of three brightness classes from the mean pixel value (images in [0, 1])."""
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        mean = images.mean(dim=(1, 2, 3))
-        centres = torch.tensor([0.43, 0.495, 0.56], device=images.device)
-        return -((mean[:, None] - centres) ** 2) * 2000
-
-
-def conditional_sampler(pl_module: ConditionalGAN) -> GANSampler:
-    return GANSampler(pl_module.conditional, latent_shape=(LATENT,), num_classes=3)
-
-
 def test_classifier_scores_samples_against_their_conditioning_labels(tmp_path: Path) -> None:
     callback = fid_only(
         DataLoader(CountingImages(), batch_size=8), conditional_sampler, classifier=BrightnessClassifier()
@@ -284,18 +246,6 @@ def test_classifier_scores_samples_against_their_conditioning_labels(tmp_path: P
     with pytest.raises(MisconfigurationException, match="needs `num_classes`"):
         make_trainer(tmp_path / "b", [fid_only(None, gan_sampler, metrics=(), classifier=BrightnessClassifier())],
                      max_epochs=1).fit(TinyGAN(), train_loader())  # fmt: skip
-
-
-def masks_to_images(num_samples: int, *, generator: object, device: object, labels: torch.Tensor) -> torch.Tensor:
-    """A mask-conditioned "generator": class k paints grey level k/2, plus noise."""
-    noise = torch.randn(num_samples, 1, 8, 8, generator=generator) * 0.3
-    return (labels[:, None].float() / 2 + noise).clamp(0, 1).expand(-1, 3, -1, -1)
-
-
-class ThresholdSegmenter(nn.Module):
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        grey = images[:, 0]
-        return (grey > 0.25).long() + (grey > 0.75).long()
 
 
 def test_segmenter_scores_mask_conditioned_samples(tmp_path: Path) -> None:

@@ -6,33 +6,25 @@ from pathlib import Path
 
 import pytest
 import torch
-from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch import LightningModule
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_genmetrics import CallableSampler
-from lightning_genmetrics.callbacks import GenerativeMetricsCallback
-from tests.callbacks.test_callback_evaluations import (
+from tests.callbacks.support import (
     BrightnessClassifier,
     ConditionalGAN,
+    CountingImages,
+    RecordingCallback,
     ThresholdSegmenter,
     conditional_sampler,
+    gan_sampler,
+    make_trainer,
     masks_to_images,
+    train_loader,
 )
-from tests.callbacks.test_generative_metrics import CountingImages, gan_sampler, make_trainer, train_loader
 from tests.helpers import TinyFeatureNet
 
 pytestmark = pytest.mark.ddp
-
-
-class RecordingCallback(GenerativeMetricsCallback):
-    """Saves each rank's history and cache key, which ``ddp_spawn`` does not bring back to the parent."""
-
-    out_dir: Path
-
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        record = {"history": self.history, "cache_key": self.cache_key}
-        name = self.prefix.strip("/")
-        torch.save(record, self.out_dir / f"{name}-rank{trainer.global_rank}-of-{trainer.world_size}.pt")
 
 
 def make_recording_callback(out_dir: Path) -> RecordingCallback:

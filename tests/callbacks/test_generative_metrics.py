@@ -5,83 +5,34 @@ from __future__ import annotations
 import math
 import os
 import re
-import warnings
 from pathlib import Path
 
 import pytest
 import torch
-from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_genmetrics import DiffusionSampler, FrechetInceptionDistance, GANSampler, InceptionScore, sample_range
+from lightning_genmetrics import FrechetInceptionDistance, InceptionScore, sample_range
 from lightning_genmetrics.callbacks import GenerativeMetricsCallback
-from lightning_genmetrics.callbacks.generative_metrics import shard_bounds
+from lightning_genmetrics.callbacks.sharding import shard_bounds
 from lightning_genmetrics.stats import load_statistics
+from tests.callbacks.support import (
+    NUM_SAMPLES,
+    CountingImages,
+    TinyDiffusion,
+    TinyGAN,
+    TinyGANWithValidation,
+    gan_sampler,
+    guidance_sweep_callback,
+    make_trainer,
+    read_events,
+    train_loader,
+)
 from tests.helpers import TinyFeatureNet
 
-LATENT = 6
-NUM_SAMPLES = 24
 KWARGS = {"is": {"splits": 2}, "kid": {"subsets": 3, "subset_size": 8}}
-
-
-class TinyGAN(LightningModule):
-    """A generator trained to regress fixed latents onto images: deterministic, so a resumed run matches."""
-
-    def __init__(self, lr: float = 0.5) -> None:
-        super().__init__()
-        self.lr = lr
-        generator = torch.Generator().manual_seed(0)
-        self.generator = nn.Sequential(nn.Linear(LATENT, 3 * 8 * 8), nn.Tanh(), nn.Unflatten(1, (3, 8, 8)))
-        with torch.no_grad():
-            for parameter in self.generator.parameters():
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
-        self.register_buffer("z", torch.randn(8, LATENT, generator=generator))
-        self.draws: list[float] = []
-        self.training_flags: list[bool] = []
-
-    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        # Records the global RNG stream training sees; the callback must not shift it.
-        self.draws.append(float(torch.rand(())))
-        self.training_flags.append(self.training and self.generator.training)
-        images = batch[0]
-        return ((self.generator(self.z[: images.shape[0]]) - images) ** 2).mean()
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.parameters(), lr=self.lr)
-
-
-class TinyGANWithValidation(TinyGAN):
-    def validation_step(self, batch: list[torch.Tensor], batch_idx: int) -> None:
-        self.log("val_loss", batch[0].mean())
-
-
-class CountingImages(Dataset):
-    """Real images in [-1, 1] that count how often they are read."""
-
-    def __init__(self, n: int = 16) -> None:
-        self.images = torch.rand(n, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
-        self.reads = 0
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        self.reads += 1
-        return self.images[index], index % 2
-
-
-def gan_sampler(pl_module: TinyGAN) -> GANSampler:
-    return GANSampler(pl_module.generator, latent_shape=(LATENT,))
-
-
-def train_loader() -> DataLoader:
-    images = torch.rand(16, 3, 8, 8, generator=torch.Generator().manual_seed(2)) * 1.6 - 0.8
-    return DataLoader(TensorDataset(images), batch_size=8)
 
 
 def make_callback(real: object, **kwargs: object) -> GenerativeMetricsCallback:
@@ -95,28 +46,6 @@ def make_callback(real: object, **kwargs: object) -> GenerativeMetricsCallback:
     options.update(kwargs)
     options["metric_kwargs"] = {name: KWARGS[name] for name in options["metrics"] if name in KWARGS}
     return GenerativeMetricsCallback(gan_sampler, real, **options)
-
-
-def make_trainer(tmp_path: Path, callbacks: list, max_epochs: int, **kwargs: object) -> Trainer:
-    options = {
-        "max_epochs": max_epochs,
-        "accelerator": "cpu",
-        "devices": 1,
-        "limit_train_batches": 2,
-        "limit_val_batches": 1,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "logger": TensorBoardLogger(tmp_path, name="tb", version=0),
-        "num_sanity_val_steps": 0,
-    }
-    options.update(kwargs)
-    return Trainer(callbacks=callbacks, default_root_dir=tmp_path, **options)
-
-
-def read_events(log_dir: str) -> EventAccumulator:
-    events = EventAccumulator(log_dir, size_guidance={"images": 0, "scalars": 0})
-    events.Reload()
-    return events
 
 
 @pytest.mark.parametrize(
@@ -154,7 +83,7 @@ def test_invalid_real_sources(tmp_path: Path) -> None:
     fid = FrechetInceptionDistance(TinyFeatureNet(16, seed=5, declare=True), feature_input="float")
     fid.update(torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8), real=True)
     path = fid.save_real_statistics(tmp_path / "real.npz")
-    with pytest.raises(MisconfigurationException, match="KID needs real features"):
+    with pytest.raises(MisconfigurationException, match=re.escape("Metric 'kid' needs real images, not statistics")):
         GenerativeMetricsCallback(gan_sampler, path, metrics=("fid", "kid"))
 
 
@@ -304,66 +233,21 @@ def test_statistics_file_as_real_gives_the_dataloader_value(tmp_path: Path) -> N
     assert from_file.history[0]["fid"] == pytest.approx(callback.history[0]["fid"], rel=1e-9)
 
 
-def test_other_loggers_get_scalars_and_one_image_warning(tmp_path: Path) -> None:
+def test_a_csv_logger_gets_scalars_and_the_sample_grids_as_png_files(tmp_path: Path) -> None:
+    from PIL import Image
+
     callback = make_callback(DataLoader(CountingImages(), batch_size=8), metrics=("fid",))
     trainer = make_trainer(tmp_path, [callback], max_epochs=2, logger=CSVLogger(tmp_path, name="csv"))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        trainer.fit(TinyGAN(), train_loader())
-    image_warnings = [w for w in caught if "TensorBoardLogger only" in str(w.message)]
-    assert len(image_warnings) == 1
+    trainer.fit(TinyGAN(), train_loader())
+    grids = sorted((Path(trainer.logger.log_dir) / "images" / "gen").glob("samples_step*.png"))
+    assert len(grids) == 2  # one per evaluation, read back as images
+    for grid in grids:
+        with Image.open(grid) as image:
+            assert image.mode == "RGB"
+            assert min(image.size) > 8
     metrics_csv = (Path(trainer.logger.log_dir) / "metrics.csv").read_text()
     assert "gen/fid" in metrics_csv
     assert math.isfinite(trainer.callback_metrics["gen/fid"].item())
-
-
-class TinyDenoiser(nn.Module):
-    """A class-conditional ε-model for two classes; label 2 is the null label of classifier-free guidance."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        generator = torch.Generator().manual_seed(3)
-        self.conv = nn.Conv2d(3, 3, 3, padding=1)
-        self.embed = nn.Embedding(3, 3)
-        with torch.no_grad():
-            for parameter in self.parameters():
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.conv(x) + self.embed(labels)[:, :, None, None]
-
-
-class TinyDiffusion(LightningModule):
-    def __init__(self) -> None:
-        super().__init__()
-        self.denoiser = TinyDenoiser()
-
-    def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        images = batch[0]
-        labels = torch.zeros(images.shape[0], dtype=torch.int64)
-        return self.denoiser(images, labels, labels).pow(2).mean()
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.parameters(), lr=0.01)
-
-
-def diffusion_sampler(pl_module: TinyDiffusion) -> DiffusionSampler:
-    return DiffusionSampler(pl_module.denoiser, (3, 8, 8), num_train_steps=10, num_steps=2, null_label=2, num_classes=2)
-
-
-def guidance_sweep_callback() -> GenerativeMetricsCallback:
-    """FID and IS of a tiny class-conditional diffusion model at guidance strengths 0 and 3."""
-    return GenerativeMetricsCallback(
-        diffusion_sampler,
-        DataLoader(CountingImages(), batch_size=8),
-        metrics=("fid", "is"),
-        feature_extractor=TinyFeatureNet(16, seed=5, declare=True),
-        num_samples=NUM_SAMPLES,
-        batch_size=12,
-        num_images=4,
-        metric_kwargs={"is": {"splits": 2}},
-        guidance=[0.0, 3.0],
-    )
 
 
 def test_guidance_sweep_logs_each_strength_and_the_best(tmp_path: Path) -> None:

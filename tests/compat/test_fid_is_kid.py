@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,7 +33,7 @@ from lightning_genmetrics.features.resize import resize_images
 from lightning_genmetrics.features.shared import shared_extraction
 from lightning_genmetrics.features.weights import file_sha256
 from tests.ddp.harness import run_distributed
-from tests.helpers import seeded_inception_state
+from tests.helpers import seeded_inception_network, seeded_inception_state
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -70,22 +71,16 @@ def _pair(value: tuple[torch.Tensor, torch.Tensor]) -> list[float]:
 # --- The standard network with shared seeded weights -------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def seeded_weights(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("weights") / "seeded-inception.pth"
-    torch.save(seeded_inception_state(), path)
-    return str(path)
-
-
 @pytest.fixture
-def standard_weights(seeded_weights: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def standard_weights(seeded_inception_weights: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """Both libraries' standard network get the seeded weights: this library through ``weights_path`` (its pin
     moved to the file's digest), torchmetrics' IS/KID (which take no weights path) through torch-fidelity's
     download function."""
+    seeded_weights = str(seeded_inception_weights)
     pinned = dataclasses.replace(weights_module.INCEPTION_FID_WEIGHTS, sha256=file_sha256(seeded_weights))
     monkeypatch.setattr(weights_module, "INCEPTION_FID_WEIGHTS", pinned)
     monkeypatch.setenv(weights_module.INCEPTION_WEIGHTS_ENV_VAR, seeded_weights)
-    state = torch.load(seeded_weights, weights_only=True)
+    state = seeded_inception_state()
     monkeypatch.setattr(
         "torch_fidelity.feature_extractor_inceptionv3.load_state_dict_from_url", lambda *args, **kwargs: state
     )
@@ -230,8 +225,7 @@ def test_fid_same_input_gives_zero(layer):
     if layer == "net":
         feature: nn.Module = TorchmetricsStyleNet()
     else:
-        feature = FIDInceptionV3("64", pretrained=False)
-        feature.load_state_dict(seeded_inception_state())
+        feature = seeded_inception_network("64")
     metric = FrechetInceptionDistance(feature=feature)
     generator = torch.Generator().manual_seed(42)
     for _ in range(2):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import math
 import re
 import urllib.error
 import urllib.request
@@ -32,6 +31,7 @@ import lightning_genmetrics.features.lpips_nets as lpips_nets
 from lightning_genmetrics import LPIPS, LearnedPerceptualImagePatchSimilarity
 from lightning_genmetrics.features.lpips_nets import LPIPS_HEAD_WEIGHTS, LPIPSNetwork
 from lightning_genmetrics.functional import learned_perceptual_image_patch_similarity
+from tests.helpers import seeded_lpips_network, seeded_lpips_state
 
 _SEED = {"alex": 11, "squeeze": 12, "vgg": 13}
 # In the lpips package and torchmetrics, backbone slices keep torchvision's indices; heads are lin{i} and lins.{i}.
@@ -49,24 +49,9 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-@functools.cache
-def _seeded_state(net: str) -> dict[str, torch.Tensor]:
-    """He-scaled normal backbone weights, small biases and positive heads, from a seeded generator."""
-    generator = torch.Generator().manual_seed(_SEED[net])
-    state = {}
-    for name, value in LPIPSNetwork(net, pretrained=False).state_dict().items():
-        if name.startswith("heads."):
-            state[name] = 0.1 * torch.rand(value.shape, generator=generator)
-        elif name.endswith("bias"):
-            state[name] = 0.1 * torch.randn(value.shape, generator=generator)
-        else:
-            state[name] = torch.randn(value.shape, generator=generator) * math.sqrt(2 / math.prod(value.shape[1:]))
-    return state
-
-
 def _load_into_reference(model: torch.nn.Module, net: str) -> torch.nn.Module:
     """Load the seeded weights into an ``lpips``-package-shaped model (the package's or torchmetrics')."""
-    ours = _seeded_state(net)
+    ours = seeded_lpips_state(net, _SEED[net])
     state = model.state_dict()
     for key in state:
         backbone, head = _BACKBONE_KEY.fullmatch(key), _HEAD_KEY.fullmatch(key)
@@ -79,14 +64,12 @@ def _load_into_reference(model: torch.nn.Module, net: str) -> torch.nn.Module:
 
 
 def _network(net: str) -> LPIPSNetwork:
-    network = LPIPSNetwork(net, pretrained=False)
-    network.load_state_dict(_seeded_state(net))
-    return network
+    return seeded_lpips_network(net, _SEED[net])
 
 
 def _metric(net_type: str = "alex", *args, **kwargs) -> LearnedPerceptualImagePatchSimilarity:
     metric = LearnedPerceptualImagePatchSimilarity(net_type, *args, pretrained=False, **kwargs)
-    metric.network.load_state_dict(_seeded_state(metric.net_type))
+    metric.network.load_state_dict(seeded_lpips_state(metric.net_type, _SEED[metric.net_type]))
     return metric
 
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lightning_genmetrics import FrechetDistance, FrechetInceptionDistance, InceptionScore, KernelInceptionDistance
+from tests.contract import same_state, state_snapshot
 from tests.ddp.harness import count_all_gathers, run_distributed
 from tests.helpers import TinyFeatureNet
 
@@ -103,7 +104,7 @@ TOLERANCES = {"fd": 1e-8, "fd_lazy": 1e-8, "fid": 1e-8}
 def _rank_main(rank: int, world_size: int, seed: int) -> dict:
     metrics = _metrics()
     _feed(metrics, _data(seed), rank)
-    local = {name: {k: v.clone() for k, v in m.metric_state.items()} for name, m in metrics.items()}
+    local = {name: state_snapshot(metric) for name, metric in metrics.items()}
 
     with count_all_gathers() as gathers:
         sum_state_values = _values({k: metrics[k] for k in ("fd", "fd_lazy", "fid", "is")})
@@ -111,11 +112,7 @@ def _rank_main(rank: int, world_size: int, seed: int) -> dict:
     values = {**sum_state_values, **_values({k: metrics[k] for k in ("kid_exact", "kid_reservoir")})}
     values.update(_statistics(metrics))
 
-    restored = all(
-        torch.equal(value, metrics[name].metric_state[key])
-        for name, state in local.items()
-        for key, value in state.items()
-    )
+    restored = all(same_state(metrics[name], snapshot) for name, snapshot in local.items())
     return {"values": values, "sum_state_gathers": sum_state_gathers, "local_state_restored": restored}
 
 

@@ -21,6 +21,7 @@ from lightning_genmetrics import InceptionScore, KernelInceptionDistance
 from lightning_genmetrics.metrics.auroc import AUROC
 from lightning_genmetrics.metrics.lpips import LearnedPerceptualImagePatchSimilarity
 from lightning_genmetrics.metrics.segmentation import SegmentationMetrics
+from tests.contract import same_state, state_snapshot
 from tests.ddp.harness import run_distributed
 from tests.helpers import TinyFeatureNet
 
@@ -76,13 +77,6 @@ def _mismatch_cases(rank: int, data: dict, group: Any) -> dict[tuple[str, str], 
     }
 
 
-def _flat_state(metric: Any) -> dict[str, torch.Tensor]:
-    return {
-        name: (torch.cat(value) if value else torch.zeros(0)) if isinstance(value, list) else value.clone()
-        for name, value in metric.metric_state.items()
-    }
-
-
 @contextmanager
 def _count_all_reduces() -> Iterator[list[int]]:
     calls: list[int] = []
@@ -107,14 +101,13 @@ def _rank_main(rank: int, world_size: int, seed: int) -> dict:
     errors: dict[tuple[str, str], str | None] = {}
     restored: dict[tuple[str, str], bool] = {}
     for expected, (metric, sync) in _mismatch_cases(rank, data, group).items():
-        before = _flat_state(metric)
+        before = state_snapshot(metric)
         try:
             sync(metric)
             errors[expected] = None
         except ValueError as error:  # anything else (a gloo error, a timeout) fails the test
             errors[expected] = str(error)
-        after = _flat_state(metric)
-        restored[expected] = not metric._is_synced and all(torch.equal(after[k], v) for k, v in before.items())
+        restored[expected] = not metric._is_synced and same_state(metric, before)
 
     # A check on a group of one rank costs nothing and finds nothing to disagree with.
     alone = SegmentationMetrics(3 + rank)

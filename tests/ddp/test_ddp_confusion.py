@@ -10,6 +10,7 @@ from torchmetrics.segmentation import MeanIoU as TorchmetricsMeanIoU
 
 from lightning_genmetrics.metrics.auroc import AUROC
 from lightning_genmetrics.metrics.segmentation import MeanIoU, SegmentationMetrics
+from tests.contract import same_state, state_snapshot
 from tests.ddp.harness import count_all_gathers, run_distributed
 
 pytestmark = pytest.mark.ddp
@@ -96,30 +97,16 @@ def _values(metrics: dict) -> dict[str, object]:
     return out
 
 
-def _flat_state(metric: torch.nn.Module) -> dict[str, torch.Tensor]:
-    state = {}
-    for name, value in metric.metric_state.items():
-        if isinstance(value, list):  # the exact AUROC's kept scores
-            state[name] = torch.cat(value) if value else torch.zeros(0)
-        else:
-            state[name] = value.clone()
-    return state
-
-
 def _rank_main(rank: int, world_size: int, seed: int) -> dict:
     metrics = _metrics()
     _feed(metrics, _data(seed), rank)
-    local = {name: _flat_state(metric) for name, metric in metrics.items()}
+    local = {name: state_snapshot(metric) for name, metric in metrics.items()}
 
     with count_all_gathers() as gathers:
         sum_state_values = _values({name: metrics[name] for name in SUM_STATE_METRICS})
     sum_state_gathers = len(gathers)
     values = {**sum_state_values, **_values({k: m for k, m in metrics.items() if k not in SUM_STATE_METRICS})}
-    restored = all(
-        torch.equal(value, _flat_state(metrics[name])[key])
-        for name, state in local.items()
-        for key, value in state.items()
-    )
+    restored = all(same_state(metrics[name], snapshot) for name, snapshot in local.items())
     return {"values": values, "sum_state_gathers": sum_state_gathers, "local_state_restored": restored}
 
 

@@ -12,8 +12,9 @@ from lightning_genmetrics.metrics.ssim import (
     MultiScaleStructuralSimilarityIndexMeasure,
     StructuralSimilarityIndexMeasure,
 )
+from tests.contract import same_state, state_snapshot
 from tests.ddp.harness import count_all_gathers, run_distributed
-from tests.metrics.test_lpips import seeded_lpips_state
+from tests.helpers import seeded_lpips_state
 
 pytestmark = pytest.mark.ddp
 
@@ -55,14 +56,10 @@ def _feed(metrics: dict, preds: torch.Tensor, target: torch.Tensor, rank: int | 
 def _rank_main(rank: int, world_size: int, seed: int) -> dict:
     metrics = _metrics()
     _feed(metrics, *_data(seed), rank)
-    local = {name: {k: v.clone() for k, v in m.metric_state.items()} for name, m in metrics.items()}
+    local = {name: state_snapshot(metric) for name, metric in metrics.items()}
     with count_all_gathers() as gathers:
         values = {name: metric.compute() for name, metric in metrics.items()}
-    restored = all(
-        torch.equal(value, metrics[name].metric_state[key])
-        for name, state in local.items()
-        for key, value in state.items()
-    )
+    restored = all(same_state(metrics[name], snapshot) for name, snapshot in local.items())
     return {"values": values, "gathers": len(gathers), "local_state_restored": restored}
 
 

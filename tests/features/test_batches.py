@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_genmetrics import FrechetInceptionDistance, InceptionScore, KernelInceptionDistance
 from lightning_genmetrics.features.preprocess import batch_to_images
+from tests.contract import unchanged_state
 from tests.helpers import TinyFeatureNet
 
 
@@ -69,8 +70,5 @@ def test_dataloader_batches_give_the_value_of_the_tensors(rng, kind):
 def test_a_list_of_single_images_is_refused_and_changes_nothing(rng):
     metric = FrechetInceptionDistance(TinyFeatureNet(), feature_input="float")
     metric.update(_images(rng, 4), real=True)
-    before = {name: value.clone() for name, value in metric.metric_state.items()}
-    with pytest.raises(TypeError, match=r"torch\.stack"):
+    with unchanged_state(metric), pytest.raises(TypeError, match=r"torch\.stack"):
         metric.update(list(_images(rng, 4)), real=True)
-    for name, value in metric.metric_state.items():
-        assert torch.equal(value, before[name]), name

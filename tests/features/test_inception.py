@@ -15,7 +15,7 @@ import torch
 from lightning_genmetrics.features import weights as weights_module
 from lightning_genmetrics.features.inception import INCEPTION_LAYER_DIMS, INCEPTION_LAYERS, FIDInceptionV3
 from tests.helpers import INCEPTION_FIXTURES as FIXTURES
-from tests.helpers import seeded_inception_state
+from tests.helpers import seeded_inception_network, seeded_inception_state
 
 TOLERANCE = {"atol": 1e-4, "rtol": 1e-4}
 SPATIAL_LAYERS = ("64", "192", "768", "2048")
@@ -27,17 +27,8 @@ def seeded_state() -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def seeded_model(seeded_state) -> FIDInceptionV3:
-    model = FIDInceptionV3(pretrained=False)
-    model.load_state_dict(seeded_state, strict=True)
-    return model
-
-
-@pytest.fixture(scope="module")
-def seeded_weights_file(seeded_state, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("weights") / "seeded-inception.pth"
-    torch.save(seeded_state, path)
-    return path
+def seeded_model() -> FIDInceptionV3:
+    return seeded_inception_network()
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +72,10 @@ def test_state_dict_matches_the_weights_file_key_for_key(random_model):
 def test_every_layer_matches_torch_fidelity(seeded_model, input_set):
     images = torch.from_numpy(np.load(FIXTURES / "inputs.npz")[input_set])
     expected = np.load(FIXTURES / "expected.npz")
-    features = seeded_model.forward_layers(images, INCEPTION_LAYERS)
-    assert list(features) == list(INCEPTION_LAYERS)
+    # The fixture holds torch-fidelity's layers; the sFID layer "2023" is checked in tests/suite/test_sfid.py.
+    layers = [layer for layer in INCEPTION_LAYERS if layer != "2023"]
+    features = seeded_model.forward_layers(images, layers)
+    assert list(features) == layers
     for layer, value in features.items():
         assert value.dtype == torch.float32
         assert value.shape == (images.shape[0], INCEPTION_LAYER_DIMS[layer])
@@ -116,38 +109,38 @@ def test_inception_score_of_the_unbiased_logits_matches_torch_fidelity(metric_fe
 
 
 @pytest.mark.parametrize("resize", ["tf1", "torch-antialias"])
-def test_fresh_images_match_torchmetrics_network(seeded_weights_file, rng, resize):
+def test_fresh_images_match_torchmetrics_network(seeded_inception_weights, rng, resize):
     from torchmetrics.image.fid import NoTrainInceptionV3
 
     reference = NoTrainInceptionV3(
-        "inception-v3-compat", ["2048"], str(seeded_weights_file), antialias=resize == "torch-antialias"
+        "inception-v3-compat", ["2048"], str(seeded_inception_weights), antialias=resize == "torch-antialias"
     )
-    model = FIDInceptionV3(resize=resize, weights_path=seeded_weights_file, verify_weights=False)
+    model = FIDInceptionV3(resize=resize, weights_path=seeded_inception_weights, verify_weights=False)
     images = _uint8_images(rng, (1, 3, int(rng.integers(20, 400)), int(rng.integers(20, 400))))
     with torch.no_grad():
         expected = reference(images)
     np.testing.assert_allclose(model(images).numpy(), expected.numpy(), **TOLERANCE)
 
 
-def test_weights_path_loads_strictly(seeded_state, seeded_weights_file, tmp_path):
-    model = FIDInceptionV3("64", weights_path=seeded_weights_file, verify_weights=False)
+def test_weights_path_loads_strictly(seeded_state, seeded_inception_weights, tmp_path):
+    model = FIDInceptionV3("64", weights_path=seeded_inception_weights, verify_weights=False)
     assert all(torch.equal(model.state_dict()[name], value) for name, value in seeded_state.items())
     torch.save({"fc.bias": seeded_state["fc.bias"], "aux.weight": torch.zeros(1)}, tmp_path / "partial.pth")
     with pytest.raises(RuntimeError, match=r"Missing key\(s\).*fc\.weight(?s:.*)Unexpected key\(s\).*aux\.weight"):
         FIDInceptionV3(weights_path=tmp_path / "partial.pth", verify_weights=False)
 
 
-def test_weights_path_is_verified_by_default(seeded_weights_file):
+def test_weights_path_is_verified_by_default(seeded_inception_weights):
     with pytest.raises(ValueError, match="SHA-256"):
-        FIDInceptionV3(weights_path=seeded_weights_file)
+        FIDInceptionV3(weights_path=seeded_inception_weights)
 
 
-def test_default_weights_come_from_the_weights_module(seeded_state, seeded_weights_file, monkeypatch):
+def test_default_weights_come_from_the_weights_module(seeded_state, seeded_inception_weights, monkeypatch):
     calls = []
 
     def inception_weights_path(weights_path=None, *, verify=True) -> Path:
         calls.append(True)
-        return seeded_weights_file
+        return seeded_inception_weights
 
     fake = types.ModuleType("lightning_genmetrics.features.weights")
     fake.inception_weights_path = inception_weights_path

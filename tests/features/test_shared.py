@@ -15,7 +15,8 @@ from lightning_genmetrics import (
 from lightning_genmetrics.features import inception
 from lightning_genmetrics.features.inception import FIDInceptionV3, InceptionLayerView
 from lightning_genmetrics.features.shared import memoized, shared_extraction
-from tests.helpers import TinyFeatureNet, seeded_inception_state
+from tests.helpers import TinyFeatureNet
+from tests.helpers import seeded_inception_network as seeded_network
 
 
 class Counting(TinyFeatureNet):
@@ -26,12 +27,6 @@ class Counting(TinyFeatureNet):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.calls += 1
         return super().forward(x)
-
-
-def seeded_network(layer: str = "2048") -> FIDInceptionV3:
-    network = FIDInceptionV3(layer, pretrained=False)
-    network.load_state_dict(seeded_inception_state())
-    return network
 
 
 def test_wrappers_of_one_module_share_a_pass_inside_the_scope_only() -> None:
@@ -83,7 +78,7 @@ def test_callback_default_inception_runs_once_per_batch_for_kid_and_is(
     tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from lightning_genmetrics.callbacks import GenerativeMetricsCallback
-    from tests.callbacks.test_generative_metrics import CountingImages, TinyGAN, gan_sampler, make_trainer, train_loader
+    from tests.callbacks.support import CountingImages, TinyGAN, gan_sampler, make_trainer, train_loader
 
     built: list[FIDInceptionV3] = []
 
@@ -125,6 +120,6 @@ def test_callback_default_inception_runs_once_per_batch_for_kid_and_is(
     assert record["kid"] == pytest.approx(float(kid.compute()[0]), rel=1e-5, abs=1e-9)
 
     with torch.inference_mode():
-        callback._update_batch(generated[:3], torch.arange(3), None)
+        callback._plan.generation._update_batch(generated[:3], torch.arange(3), None)
     assert images == [3]  # KID and IS of a batch: one pass of the network
     assert callback.metrics["kid"].extractor.module is network

@@ -7,21 +7,7 @@ from torchmetrics.classification import MulticlassAUROC as TorchmetricsMulticlas
 
 from lightning_genmetrics.functional.auroc import binned_thresholds
 from lightning_genmetrics.metrics.auroc import AUROC, BinaryAUROC, MulticlassAUROC, MultilabelAUROC
-
-
-def _state(metric):
-    return {name: [*value] if isinstance(value, list) else value.clone() for name, value in metric.metric_state.items()}
-
-
-def _assert_same_state(metric, before):
-    after = metric.metric_state
-    assert before.keys() == after.keys()
-    for name, value in before.items():
-        if isinstance(value, list):
-            assert len(value) == len(after[name]), name
-            assert all(a is b for a, b in zip(value, after[name], strict=True)), name
-        else:
-            assert torch.equal(value, after[name]), name
+from tests.contract import MetricContract
 
 
 def _mode(num_bins):
@@ -154,15 +140,7 @@ def test_binary_logits_thresholds_are_probabilities(rng):
     assert binned.compute().item() == metric.compute().item() == 0.75
 
 
-def test_merge_state_equals_one_stream(rng):
-    preds, target = _binary(rng, 500)
-    for num_bins in (None, 100):
-        whole, left, right = (BinaryAUROC(**_mode(num_bins)) for _ in range(3))
-        whole.update(preds, target)
-        left.update(preds[:100], target[:100])
-        right.update(preds[100:], target[100:])
-        left.merge_state(right)
-        assert left.compute().item() == whole.compute().item()
+def test_merge_state_refuses_other_settings():
     with pytest.raises(ValueError, match="Cannot merge histograms of shape"):
         BinaryAUROC(num_bins=10).merge_state(BinaryAUROC(num_bins=20).metric_state)
     for other in (
@@ -224,28 +202,40 @@ def test_undefined_auroc_is_nan_with_a_warning_or_the_given_value(thresholds):
         assert torch.isnan(ignored(torch.rand(3), torch.full((3,), -1)))
 
 
+_BAD = [
+    ((torch.tensor([[0.2, float("nan"), 0.7]]), torch.tensor([0])), ValueError, "NaN/Inf"),
+    ((torch.tensor([[0.2, 1.2, 0.7]]), torch.tensor([0])), ValueError, r"probabilities in \[0, 1\]"),
+    ((torch.tensor([[0.2, 0.1, 0.7]]), torch.tensor([3])), ValueError, r"`target` labels in \[0, 2\]"),
+    ((torch.tensor([[0.2, 0.1, 0.7]]), torch.tensor([[0, 0, 1]])), ValueError, r"\[N, 3, ...\] and \[N, ...\]"),
+    ((torch.tensor([[0.2, 0.1]]), torch.tensor([0])), ValueError, "shapes"),
+    ((torch.tensor([[0.2, 0.1, 0.7]]), torch.tensor([0.0])), TypeError, "integer or bool"),
+    ((torch.tensor([[0.2, 0.1, 0.7]], dtype=torch.complex64), torch.tensor([0])), TypeError, "real tensor"),
+]
+
+
 @pytest.mark.parametrize("num_bins", [None, 100])
-@pytest.mark.parametrize(
-    ("preds", "target", "error", "match"),
-    [
-        (torch.tensor([[0.2, float("nan"), 0.7]]), torch.tensor([0]), ValueError, "NaN/Inf"),
-        (torch.tensor([[0.2, 1.2, 0.7]]), torch.tensor([0]), ValueError, r"probabilities in \[0, 1\]"),
-        (torch.tensor([[0.2, 0.1, 0.7]]), torch.tensor([3]), ValueError, r"`target` labels in \[0, 2\]"),
-        (torch.tensor([[0.2, 0.1, 0.7]]), torch.tensor([[0, 0, 1]]), ValueError, r"\[N, 3, ...\] and \[N, ...\]"),
-        (torch.tensor([[0.2, 0.1]]), torch.tensor([0]), ValueError, "shapes"),
-        (torch.tensor([[0.2, 0.1, 0.7]]), torch.tensor([0.0]), TypeError, "integer or bool"),
-        (torch.tensor([[0.2, 0.1, 0.7]], dtype=torch.complex64), torch.tensor([0]), TypeError, "real tensor"),
-    ],
-)
-def test_bad_update_leaves_state_untouched(rng, num_bins, preds, target, error, match):
-    metric = AUROC("multiclass", num_classes=3, input="probs", **_mode(num_bins))
-    logits, labels = _multiclass(rng, 10, 3)
-    metric.update(torch.softmax(logits, 1), labels)
-    before, count = _state(metric), metric.update_count
-    with pytest.raises(error, match=match):
-        metric.update(preds, target)
-    _assert_same_state(metric, before)
-    assert metric.update_count == count
+def test_metric_contract(rng, num_bins):
+    binary_preds, binary_target = _binary(rng, 500)
+    binary = MetricContract(
+        lambda: BinaryAUROC(**_mode(num_bins)),
+        [(binary_preds[:100], binary_target[:100]), (binary_preds[100:], binary_target[100:])],
+        rtol=0,
+    )
+    binary.check_batch_split()
+    binary.check_merge()
+    logits, labels = _multiclass(rng, 60, 3)
+    probs = torch.softmax(logits, 1)
+    multiclass = MetricContract(
+        lambda: AUROC("multiclass", num_classes=3, input="probs", **_mode(num_bins)),
+        [(probs[:10], labels[:10]), (probs[10:25], labels[10:25]), (probs[25:], labels[25:])],
+        rtol=1e-12,  # the one-vs-rest areas, then their (macro) mean
+    )
+    multiclass.check_batch_split()
+    multiclass.check_merge()
+    if num_bins is not None:  # the exact mode keeps every score: O(n), documented (test_state_size)
+        binary.check_state_size()
+        multiclass.check_state_size()
+    multiclass.check_rejected_updates(_BAD)
 
 
 @pytest.mark.parametrize(

@@ -4,18 +4,8 @@ import torch
 
 import lightning_genmetrics.metrics.frechet as frechet_module
 from lightning_genmetrics import FrechetDistance, FrechetInceptionDistance
-from tests.helpers import TinyFeatureNet, exact_frechet
-
-
-def _state(metric):
-    return {name: value.clone() for name, value in metric.metric_state.items()}
-
-
-def _assert_same_state(metric, before):
-    after = metric.metric_state
-    assert before.keys() == after.keys()
-    for name, value in before.items():
-        assert torch.equal(value, after[name]), name
+from tests.contract import Call, check_metric_contract, unchanged_state
+from tests.helpers import PixelLogits, TinyFeatureNet, exact_frechet
 
 
 def _feed(metric, features, real, rng):
@@ -92,16 +82,15 @@ def test_a_saved_real_root_spares_the_decomposition_and_changes_nothing(rng, mon
     else:
         second.update(torch.from_numpy(real), real=True)
     second.update(torch.from_numpy(fake), real=False)
-    before = _state(second)
-    for bad, error, match in [
-        (torch.eye(12, dtype=torch.float64), ValueError, "square root of the real covariance"),
-        (root[:3], ValueError, r"shape \(12, 12\)"),
-        (root.long(), TypeError, "floating point"),
-        (root * float("nan"), ValueError, "NaN"),
-    ]:
-        with pytest.raises(error, match=match):
-            second.load_real_sqrt(bad)
-    _assert_same_state(second, before)
+    with unchanged_state(second):
+        for bad, error, match in [
+            (torch.eye(12, dtype=torch.float64), ValueError, "square root of the real covariance"),
+            (root[:3], ValueError, r"shape \(12, 12\)"),
+            (root.long(), TypeError, "floating point"),
+            (root * float("nan"), ValueError, "NaN"),
+        ]:
+            with pytest.raises(error, match=match):
+                second.load_real_sqrt(bad)
     second.load_real_sqrt(root)
     assert second.compute() == expected
     assert calls == []
@@ -122,16 +111,25 @@ def test_reset_real_features(rng):
     assert int(drop.real_n) == 0
 
 
-def test_merge_state_equals_one_stream(rng):
+@pytest.mark.parametrize("num_features", [5, None])
+def test_metric_contract(rng, num_features):
+    # Features far from the origin: the merge of the moments must not lose them to cancellation.
     a, b = rng.standard_normal((70, 5)) + 100, rng.standard_normal((30, 5)) + 100
-    whole, left, right = FrechetDistance(5), FrechetDistance(5), FrechetDistance(5)
-    whole.update(torch.from_numpy(np.concatenate([a, b])), real=True)
-    whole.update(torch.from_numpy(b * 2), real=False)
-    left.update(torch.from_numpy(a), real=True)
-    right.update(torch.from_numpy(b), real=True)
-    right.update(torch.from_numpy(b * 2), real=False)
-    left.merge_state(right)
-    torch.testing.assert_close(left.compute(), whole.compute(), rtol=1e-12, atol=0)
+    batches = [
+        Call(torch.from_numpy(a[:40]), real=True),
+        Call(torch.from_numpy(b * 2), real=False),
+        Call(torch.from_numpy(a[40:]), real=True),
+        Call(torch.from_numpy(b), real=True),
+    ]
+    bad = [
+        (Call(torch.randn(4, 5), real=1), TypeError, "`real` to be a bool"),
+        (Call([[1.0, 2.0, 3.0, 4.0, 5.0]], real=True), TypeError, "`features` to be a torch.Tensor"),
+        (Call(torch.ones(4, 5, dtype=torch.int64), real=True), TypeError, "floating point"),
+        (Call(torch.randn(4, 5, 1), real=True), ValueError, r"shape \[N, D\]"),
+        (Call(torch.randn(4, 3), real=True), ValueError, "5 features per row"),
+        (Call(torch.tensor([[0.0, float("inf"), 1.0, 2.0, 3.0]]), real=False), ValueError, "NaN/Inf"),
+    ]
+    check_metric_contract(lambda: FrechetDistance(num_features), batches, bad)
 
 
 def test_compute_needs_two_samples_per_side():
@@ -142,39 +140,16 @@ def test_compute_needs_two_samples_per_side():
         metric.compute()
 
 
-@pytest.mark.parametrize(
-    ("features", "real", "error", "match"),
-    [
-        (torch.randn(4, 3), 1, TypeError, "`real` to be a bool"),
-        ([[1.0, 2.0, 3.0]], True, TypeError, "`features` to be a torch.Tensor"),
-        (torch.ones(4, 3, dtype=torch.int64), True, TypeError, "floating point"),
-        (torch.randn(4, 3, 1), True, ValueError, r"shape \[N, D\]"),
-        (torch.randn(4, 2), True, ValueError, "3 features per row"),
-        (torch.tensor([[0.0, float("inf"), 1.0]]), False, ValueError, "NaN/Inf"),
-    ],
-)
-def test_bad_update_leaves_state_untouched(rng, features, real, error, match):
-    metric = FrechetDistance(3)
-    metric.update(torch.from_numpy(rng.standard_normal((6, 3))), real=True)
-    before, count = _state(metric), metric.update_count
-    with pytest.raises(error, match=match):
-        metric.update(features, real=real)
-    _assert_same_state(metric, before)
-    assert metric.update_count == count
-
-
 @pytest.mark.parametrize("num_features", [None, 3])
 def test_feature_vectors_of_no_features_are_refused(rng, num_features):
     # [N, 0] would otherwise count N samples of nothing and change the distance (or fix D = 0).
     metric = FrechetDistance(num_features)
     if num_features is not None:
         metric.update(torch.from_numpy(rng.standard_normal((6, 3))), real=True)
-    before, count = _state(metric), metric.update_count
-    for real in (True, False):
-        with pytest.raises(ValueError, match=r"`features` to have .*\(5, 0\)"):
-            metric.update(torch.zeros(5, 0), real=real)
-    _assert_same_state(metric, before)
-    assert metric.update_count == count
+    with unchanged_state(metric):
+        for real in (True, False):
+            with pytest.raises(ValueError, match=r"`features` to have .*\(5, 0\)"):
+                metric.update(torch.zeros(5, 0), real=real)
     assert metric.num_features == num_features
 
 
@@ -229,23 +204,32 @@ def test_float_and_uint8_images_agree_and_grayscale_is_repeated(rng):
     assert by_uint8.compute().item() == pytest.approx(expected, rel=1e-8)
 
 
-@pytest.mark.parametrize(
-    ("images", "error", "match"),
-    [
-        (torch.rand(2, 3, 8), ValueError, r"\[N, C, H, W\]"),
-        (torch.rand(2, 4, 8, 8), ValueError, "1 or 3 channels"),
-        (torch.randint(0, 255, (2, 3, 8, 8), dtype=torch.int32), TypeError, "uint8 or floating point"),
-        (torch.rand(2, 3, 8, 8) * 1.5, ValueError, r"declared input_range \(0.0, 1.0\)"),
-        (torch.full((2, 3, 8, 8), float("nan")), ValueError, "NaN/Inf"),
-    ],
-)
-def test_bad_images_leave_state_untouched(rng, images, error, match):
-    fid = FrechetInceptionDistance(feature=TinyFeatureNet(4), feature_input="float", input_range=(0, 1))
-    fid.update(torch.rand(5, 3, 8, 8), real=True)
-    before = _state(fid)
-    with pytest.raises(error, match=match):
-        fid.update(images, real=False)
-    _assert_same_state(fid, before)
+def test_metric_contract_on_images(rng):
+    real = torch.from_numpy(rng.integers(0, 256, (19, 3, 8, 8), dtype=np.uint8))
+    fake = torch.from_numpy(rng.integers(0, 200, (14, 3, 8, 8), dtype=np.uint8))
+    batches = [
+        Call(real[:9], real=True),
+        Call(fake[:5], real=False),
+        Call(real[9:], real=True),
+        Call(fake[5:], real=False),
+    ]
+    bad = [
+        (Call(torch.rand(2, 3, 8), real=False), ValueError, r"\[N, C, H, W\]"),
+        (Call(torch.rand(2, 4, 8, 8), real=False), ValueError, "1 or 3 channels"),
+        (
+            Call(torch.randint(0, 255, (2, 3, 8, 8), dtype=torch.int32), real=False),
+            TypeError,
+            "uint8 or floating point",
+        ),
+        (Call(torch.rand(2, 3, 8, 8) * 1.5, real=False), ValueError, r"declared input_range \(0.0, 1.0\)"),
+        (Call(torch.full((2, 3, 8, 8), float("nan")), real=False), ValueError, "NaN/Inf"),
+    ]
+    # Features of each image alone, whatever its batch, and cheap: the contract feeds the stream about ten times.
+    check_metric_contract(
+        lambda: FrechetInceptionDistance(feature=PixelLogits(4), feature_input="float", input_range=(0, 1)),
+        batches,
+        bad,
+    )
 
 
 def test_float_images_need_a_declared_range():

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lightning_genmetrics.metrics.psnr import PSNR, PeakSignalNoiseRatio
+from tests.contract import MetricContract
 
 
 def _pairs(rng, n):
@@ -46,16 +47,35 @@ def test_state_is_constant_size_except_for_none(rng):
     assert kept.compute().shape == (13,)
 
 
-@pytest.mark.filterwarnings("ignore:The ``compute`` method:UserWarning")
-def test_merge_state_and_identical_images(rng):
+_BAD = [
+    ((torch.rand(2, 3, 7, 12), torch.rand(2, 3, 7, 11)), ValueError, "the same shape"),
+    (
+        (torch.zeros(2, 3, 7, 11, dtype=torch.complex64), torch.rand(2, 3, 7, 11)),
+        TypeError,
+        "integer or floating point",
+    ),
+    ((torch.tensor(float("nan")).expand(2, 3, 7, 11), torch.rand(2, 3, 7, 11)), ValueError, "finite"),
+    ((torch.rand(2, 3, 7, 11), torch.rand(2, 3, 7, 11) * 4), ValueError, "span at most data_range=1"),
+]
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [(1.0,), (1.0, 10.0, "elementwise_mean", (1, 2, 3)), (1.0, 10.0, "none", (2, 3)), (1.0, 10.0, "none", (1, 2, 3))],
+)
+def test_metric_contract(rng, arguments):
     preds, target = (torch.from_numpy(a) for a in _pairs(rng, 6))
-    for arguments in ((1.0,), (1.0, 10.0, "elementwise_mean", (1, 2, 3)), (1.0, 10.0, "none", (2, 3))):
-        whole, left, right = PSNR(*arguments), PSNR(*arguments), PSNR(*arguments)
-        whole.update(preds, target)
-        left.update(preds[:4], target[:4])
-        right.update(preds[4:], target[4:])
-        right.merge_state(left)  # torchmetrics' order: the incoming state's values first
-        torch.testing.assert_close(right.compute(), whole.compute(), rtol=1e-14, atol=0)
+    contract = MetricContract(lambda: PSNR(*arguments), [(preds[:4], target[:4]), (preds[4:], target[4:])], rtol=1e-14)
+    contract.check_batch_split()
+    contract.check_merge()  # in update order for "none": torchmetrics' order, the incoming state's values first
+    if "none" not in arguments:  # "none" keeps one value per slice, as torchmetrics' does
+        contract.check_state_size()
+    contract.check_rejected_updates(_BAD)
+
+
+@pytest.mark.filterwarnings("ignore:The ``compute`` method:UserWarning")
+def test_identical_images(rng):
+    preds, target = (torch.from_numpy(a) for a in _pairs(rng, 6))
     per_image = PSNR(1.0, dim=(1, 2, 3))
     per_image.update(preds, target)
     per_image.update(target[:1], target[:1])
@@ -79,27 +99,6 @@ def test_forward_is_differentiable_and_leaves_no_graph_in_the_state(rng):
             for value in (state if isinstance(state, list) else [state])
         )
     assert PSNR.is_differentiable
-
-
-@pytest.mark.parametrize(
-    ("preds", "error", "match"),
-    [
-        (torch.rand(2, 3, 7, 12), ValueError, "the same shape"),
-        (torch.zeros(2, 3, 7, 11, dtype=torch.complex64), TypeError, "integer or floating point"),
-        (torch.tensor(float("nan")).expand(2, 3, 7, 11), ValueError, "finite"),
-    ],
-)
-@pytest.mark.parametrize("reduction", ["elementwise_mean", "none"])
-def test_bad_update_leaves_state_untouched(rng, preds, error, match, reduction):
-    metric = PeakSignalNoiseRatio(1.0, reduction=reduction, dim=(1, 2, 3))
-    metric.update(*(torch.from_numpy(a) for a in _pairs(rng, 2)))
-    before, count = metric.compute().clone(), metric.update_count
-    with pytest.raises(error, match=match):
-        metric.update(preds, torch.rand(2, 3, 7, 11))
-    with pytest.raises(ValueError, match="span at most data_range=1"):
-        metric.update(torch.rand(2, 3, 7, 11), torch.rand(2, 3, 7, 11) * 4)
-    assert torch.equal(metric.compute(), before)
-    assert metric.update_count == count
 
 
 @pytest.mark.parametrize(

@@ -6,19 +6,9 @@ from torchmetrics.classification import MulticlassJaccardIndex
 
 from lightning_genmetrics.functional.segmentation import per_image_mean_iou, segmentation_scores
 from lightning_genmetrics.metrics.segmentation import MeanIoU, SegmentationMetrics
+from tests.contract import MetricContract, unchanged_state
 
 matplotlib.use("Agg")
-
-
-def _state(metric):
-    return {name: value.clone() for name, value in metric.metric_state.items()}
-
-
-def _assert_same_state(metric, before):
-    after = metric.metric_state
-    assert before.keys() == after.keys()
-    for name, value in before.items():
-        assert torch.equal(value, after[name]), name
 
 
 def _maps(rng, n, num_classes, size=(12, 10), ignore_index=None, agreement=0.6):
@@ -72,16 +62,41 @@ def test_score_maps_are_accepted(rng):
     _assert_scores_equal(metric.compute(), segmentation_scores(scores.argmax(1), target, 5))
 
 
-def test_merge_state_equals_one_stream(rng):
-    pred, target = _maps(rng, 6, 4, ignore_index=255)
-    whole, left, right = (SegmentationMetrics(4, 255, per_image=True) for _ in range(3))
-    whole.update(pred, target)
-    left.update(pred[:2], target[:2])
-    right.update(pred[2:], target[2:])
-    left.merge_state(right)
-    _assert_scores_equal(left.compute(), whole.compute())
-    with pytest.raises(ValueError, match=r"Cannot merge a confusion matrix of shape \[3, 3\]"):
-        left.merge_state(SegmentationMetrics(3, per_image=True))
+_BAD = [
+    (
+        (torch.tensor([[0, 7]]), torch.tensor([[0, 1]])),
+        ValueError,
+        r"`preds` class labels in \[0, 3\), got values in \[0, 7\]",
+    ),
+    (
+        (torch.tensor([[0, 1]]), torch.tensor([[0, 9]])),
+        ValueError,
+        r"in \[0, 3\) or `ignore_index` \(255\), got values in \[0, 9\]",
+    ),
+    ((torch.tensor([[0, 1]]), torch.tensor([[0, 1, 2]])), ValueError, "shape"),
+    ((torch.full((1, 3, 2), float("nan")), torch.tensor([[0, 1]])), ValueError, "NaN"),
+    ((torch.rand(1, 4, 2), torch.tensor([[0, 1]])), ValueError, r"class scores of shape \[1, 3, 2\]"),
+    ((torch.tensor([[0, 1]]), torch.tensor([[0.0, 1.0]])), TypeError, "integer tensor"),
+    (("labels", torch.tensor([[0, 1]])), TypeError, "`preds` to be a torch.Tensor"),
+]
+
+
+@pytest.mark.parametrize("per_image", [True, False])
+def test_metric_contract(rng, per_image):
+    pred, target = _maps(rng, 6, 3, ignore_index=255)
+    contract = MetricContract(
+        lambda: SegmentationMetrics(3, 255, per_image=per_image),
+        [(pred[:2], target[:2]), (pred[2:3], target[2:3]), (pred[3:], target[3:])],
+        rtol=1e-13,  # the counts are exact; the per-image mean is a float64 sum
+    )
+    contract.check_batch_split()
+    merged = contract.check_merge()
+    with pytest.raises(
+        ValueError, match=r"Cannot merge a confusion matrix of shape \[2, 2\] into one of shape \[3, 3\]"
+    ):
+        merged[0].merge_state(SegmentationMetrics(2, per_image=per_image))
+    contract.check_state_size()
+    contract.check_rejected_updates(_BAD)
 
 
 def test_state_is_one_int64_matrix_whatever_the_data(rng):
@@ -139,38 +154,6 @@ def test_plot_draws_the_scalar_scores_and_per_class_vectors():
     assert "iou" not in labels
     _, axes = metric.plot(metric.compute()["iou"])
     assert len(axes.lines) == 3
-
-
-@pytest.mark.parametrize(
-    ("preds", "target", "error", "match"),
-    [
-        (
-            torch.tensor([[0, 7]]),
-            torch.tensor([[0, 1]]),
-            ValueError,
-            r"`preds` class labels in \[0, 3\), got values in \[0, 7\]",
-        ),
-        (
-            torch.tensor([[0, 1]]),
-            torch.tensor([[0, 9]]),
-            ValueError,
-            r"in \[0, 3\) or `ignore_index` \(255\), got values in \[0, 9\]",
-        ),
-        (torch.tensor([[0, 1]]), torch.tensor([[0, 1, 2]]), ValueError, "shape"),
-        (torch.full((1, 3, 2), float("nan")), torch.tensor([[0, 1]]), ValueError, "NaN"),
-        (torch.rand(1, 4, 2), torch.tensor([[0, 1]]), ValueError, r"class scores of shape \[1, 3, 2\]"),
-        (torch.tensor([[0, 1]]), torch.tensor([[0.0, 1.0]]), TypeError, "integer tensor"),
-        ("labels", torch.tensor([[0, 1]]), TypeError, "`preds` to be a torch.Tensor"),
-    ],
-)
-def test_bad_update_leaves_state_untouched(rng, preds, target, error, match):
-    metric = SegmentationMetrics(3, ignore_index=255, per_image=True)
-    metric.update(*_maps(rng, 2, 3))
-    before, count = _state(metric), metric.update_count
-    with pytest.raises(error, match=match):
-        metric.update(preds, target)
-    _assert_same_state(metric, before)
-    assert metric.update_count == count
 
 
 @pytest.mark.parametrize(
@@ -237,38 +220,43 @@ def test_mean_iou_forward_returns_the_batch_value(rng):
     assert int(metric.image_count) == 5
 
 
-@pytest.mark.filterwarnings("ignore:The ``compute`` method")
-def test_mean_iou_reads_the_number_of_classes_and_merges_lazily(rng):
+@pytest.mark.parametrize("num_classes", [3, None])  # None: read from the first batch, and merged lazily
+def test_mean_iou_metric_contract(rng, num_classes):
     pred, target = _maps(rng, 6, 3)
     logits = torch.nn.functional.one_hot(pred, 3).movedim(-1, 1).double() + torch.from_numpy(rng.random((6, 3, 12, 10)))
-    whole, left, right, empty = (MeanIoU(per_class=True, input_format="mixed") for _ in range(4))
-    assert whole.iou_sum.shape == (0,)
-    whole.update(logits, target)
-    left.update(logits[:2], target[:2])
-    right.update(logits[2:], target[2:])
-    right.merge_state(empty)
-    empty.merge_state(left)
-    empty.merge_state(right)
-    torch.testing.assert_close(empty.compute(), whole.compute(), rtol=1e-14, atol=0)
-    with pytest.raises(ValueError, match="with 3 scored classes as before, got 4"):
-        whole.update(torch.rand(1, 4, 2, 2), torch.zeros(1, 2, 2, dtype=torch.int64))
+    contract = MetricContract(
+        lambda: MeanIoU(num_classes, per_class=True, input_format="mixed"),
+        [(logits[:2], target[:2]), (logits[2:], target[2:])],
+        rtol=1e-14,
+    )
+    assert contract.make_metric().iou_sum.shape == ((3,) if num_classes else (0,))
+    contract.check_batch_split()
+    merged = contract.check_merge()
     with pytest.raises(ValueError, match="Cannot combine a state with number of scored classes 2 with one of 3"):
-        whole.merge_state(MeanIoU(2))
+        merged[0].merge_state(MeanIoU(2))
+    contract.check_state_size()
+    contract.check_rejected_updates(
+        [
+            (
+                (torch.rand(1, 4, 2, 2), torch.zeros(1, 2, 2, dtype=torch.int64)),
+                ValueError,
+                "with 3 scored classes as before, got 4" if num_classes is None else r"`num_classes` \(3\) classes",
+            )
+        ]
+    )
 
 
 def test_mean_iou_bad_update_leaves_state_untouched(rng):
     metric = MeanIoU(3, input_format="index")
     metric.update(*_maps(rng, 2, 3))
-    before, count = _state(metric), metric.update_count
-    for preds, target, error in [
-        (torch.tensor([[[0, 7]]]), torch.tensor([[[0, 1]]]), ValueError),
-        (torch.tensor([[[0, 1]]]), torch.tensor([[[0, 1, 2]]]), ValueError),
-        (torch.tensor([[[0.0, 1.0]]]), torch.tensor([[[0, 1]]]), TypeError),
-    ]:
-        with pytest.raises(error):
-            metric.update(preds, target)
-    _assert_same_state(metric, before)
-    assert metric.update_count == count
+    with unchanged_state(metric):
+        for preds, target, error in [
+            (torch.tensor([[[0, 7]]]), torch.tensor([[[0, 1]]]), ValueError),
+            (torch.tensor([[[0, 1]]]), torch.tensor([[[0, 1, 2]]]), ValueError),
+            (torch.tensor([[[0.0, 1.0]]]), torch.tensor([[[0, 1]]]), TypeError),
+        ]:
+            with pytest.raises(error):
+                metric.update(preds, target)
 
 
 @pytest.mark.filterwarnings("ignore:The ``compute`` method")

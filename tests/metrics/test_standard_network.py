@@ -9,37 +9,30 @@ import pytest
 import torch
 
 from lightning_genmetrics import FIDInceptionV3, FrechetInceptionDistance, InceptionScore
-from tests.helpers import INCEPTION_FIXTURES, seeded_inception_state
+from tests.helpers import INCEPTION_FIXTURES
 
 
-@pytest.fixture(scope="module")
-def network_2048(tmp_path_factory):
-    path = tmp_path_factory.mktemp("weights") / "seeded.pth"
-    torch.save(seeded_inception_state(), path)
-    return path
-
-
-def test_fid_and_is_match_fixture(network_2048):
+def test_fid_and_is_match_fixture(seeded_inception_weights):
     inputs = np.load(INCEPTION_FIXTURES / "metric_inputs.npz")
     expected = np.load(INCEPTION_FIXTURES / "expected.npz")
     real, fake = torch.from_numpy(inputs["real"]), torch.from_numpy(inputs["fake"])
-    network = FIDInceptionV3("2048", weights_path=network_2048, verify_weights=False)
+    network = FIDInceptionV3("2048", weights_path=seeded_inception_weights, verify_weights=False)
     fid = FrechetInceptionDistance(feature=network)
     fid.update(real[:10], real=True)
     fid.update(real[10:], real=True)
     fid.update(fake, real=False)
     assert fid.compute().item() == pytest.approx(float(expected["fid_tf1/2048"]), rel=1e-4)
 
-    logits = FIDInceptionV3("logits_unbiased", weights_path=network_2048, verify_weights=False)
+    logits = FIDInceptionV3("logits_unbiased", weights_path=seeded_inception_weights, verify_weights=False)
     inception_score = InceptionScore(feature=logits, splits=1, input_range=(0, 1))
     inception_score.update(fake.double() / 255)  # float input, declared range: same uint8 after rounding
     assert inception_score.compute()[0].item() == pytest.approx(float(expected["is/splits1/mean"]), rel=1e-5)
 
 
-def test_layer_names_select_the_standard_network(monkeypatch, network_2048):
+def test_layer_names_select_the_standard_network(monkeypatch, seeded_inception_weights):
     from lightning_genmetrics.features import weights
 
-    monkeypatch.setattr(weights, "inception_weights_path", lambda path=None, verify=True: network_2048)
+    monkeypatch.setattr(weights, "inception_weights_path", lambda path=None, verify=True: seeded_inception_weights)
     fid = FrechetInceptionDistance(feature=768)
     assert fid.num_features == 768
     assert isinstance(fid.extractor.module, FIDInceptionV3)

@@ -10,6 +10,7 @@ from torch import nn
 from lightning_genmetrics import InceptionScore
 from lightning_genmetrics.functional import sample_keys
 from lightning_genmetrics.functional.inception_score import ids_to_balanced_splits, keys_to_balanced_splits
+from tests.contract import same_state, state_snapshot
 from tests.ddp.harness import count_all_gathers, run_distributed
 from tests.helpers import exact_inception_score
 
@@ -123,11 +124,11 @@ def _ddp_rank(rank: int, world_size: int, seed: int) -> dict:
         mine = slice(0, left) if rank == 0 else slice(left, None)
         metric = _ddp_metric(case)
         metric.update(images[mine], sample_ids=torch.arange(images.shape[0])[mine] if with_ids else None)
-        local = {k: v.clone() for k, v in metric.metric_state.items()}
+        local = state_snapshot(metric)
         with count_all_gathers() as calls:
             values.append(torch.stack(metric.compute()))
         gathers += len(calls)
-        restored &= all(torch.equal(v, metric.metric_state[k]) for k, v in local.items())
+        restored &= same_state(metric, local)
     return {"values": values, "gathers": gathers, "restored": restored}
 
 

@@ -22,7 +22,7 @@ from lightning_genmetrics.samplers import (
     sample_range,
     shift_time,
 )
-from tests.callbacks.test_generative_metrics import (
+from tests.callbacks.support import (
     NUM_SAMPLES,
     CountingImages,
     TinyDiffusion,
