@@ -196,8 +196,8 @@ class FeatureReservoirMetric(SufficientStatisticMetric):
 
     def _merge_state(self, other: dict[str, Any]) -> None:
         self._adopt_size(other["real_features"].shape[1])
-        if self.num_features is None:
-            return
+        if self.num_features is None or other["real_features"].shape[1] == 0:
+            return  # the other has seen no images: nothing to add
         device = self.real_n.device
         for side in SIDES:
             held = getattr(self, f"{side}_n")

@@ -267,8 +267,8 @@ class InceptionScore(SufficientStatisticMetric):
 
     def _merge_state(self, other: dict[str, Any]) -> None:
         self._adopt_size(other["split_sum_p"].shape[1])
-        if self.num_classes is None:
-            return
+        if self.num_classes is None or other["split_sum_p"].shape[1] == 0:
+            return  # the other has seen no images: nothing to add
         if self.sampling == "torchmetrics":
             # The other's images arrive after this one's.
             other = {**other, "pending_keys": other["pending_keys"] + self.hashed_n.to(other["pending_keys"].device)}

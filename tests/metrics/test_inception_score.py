@@ -181,11 +181,6 @@ def test_metric_contract(rng, n, cut):
     with_ids.check_merge(cuts=(1, 2))
 
 
-@pytest.mark.xfail(
-    raises=RuntimeError,
-    strict=True,
-    reason="library bug: InceptionScore._merge_state adds the [splits, 0] sums of a metric that has seen no images",
-)
 def test_merging_in_a_metric_that_has_seen_nothing(rng):
     MetricContract(
         lambda: InceptionScore(PixelLogits(4), feature_input="float", splits=3), [_images(rng, 5)] * 2

@@ -202,12 +202,6 @@ def test_metric_contract(rng, max_samples):
     contract.check_rejected_updates(bad)
 
 
-@pytest.mark.xfail(
-    raises=RuntimeError,
-    strict=True,
-    reason="library bug: KernelInceptionDistance._merge_state concatenates the [0, 0] reservoir of a metric that "
-    "has seen no images to its [k, D] one",
-)
 def test_merging_in_a_metric_that_has_seen_nothing(rng):
     MetricContract(
         lambda: KernelInceptionDistance(PixelLogits(5), feature_input="float", subsets=2, subset_size=4),

@@ -276,3 +276,16 @@ def test_two_processes_give_the_one_process_values():
         expected = {k: float(v) for k, v in metric.compute().items()}
         for rank, result in enumerate(results):
             assert result[name] == expected, f"{name} on rank {rank}"
+
+
+def test_merging_a_metric_that_has_seen_nothing_changes_nothing(rng):
+    real, fake = _images(rng, 40), _images(rng, 30, high=200)
+    full = _metric()
+    full.update(real, real=True)
+    full.update(fake, real=False)
+    expected = {k: float(v) for k, v in full.compute().items()}
+    full.merge_state(_metric())  # an empty metric into a full one
+    empty = _metric()
+    empty.merge_state(full)  # a full one into an empty one
+    for metric in (full, empty):
+        assert {k: float(v) for k, v in metric.compute().items()} == expected
