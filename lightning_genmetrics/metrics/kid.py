@@ -7,24 +7,15 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
-from torchmetrics.utilities.distributed import gather_all_tensors
 
-from lightning_genmetrics._checks import check_bool, check_finite, check_option, check_positive_int
-from lightning_genmetrics._compat import torchmetrics as tm_compat
+from lightning_genmetrics._checks import check_option, check_positive_int
 from lightning_genmetrics.features.extractor import (
     FeatureInput,
-    ImageFeatures,
     InputRange,
     torchmetrics_input_range,
 )
-from lightning_genmetrics.features.preprocess import batch_to_images
 from lightning_genmetrics.functional.kid import check_kernel_parameters, kernel_inception_distance
-from lightning_genmetrics.functional.sampling import bottom_k
-from lightning_genmetrics.metrics._base import SufficientStatisticMetric
-from lightning_genmetrics.metrics._distributed import all_reduce_sum
-from lightning_genmetrics.metrics._keys import image_keys
-
-_SIDES = ("real", "fake")
+from lightning_genmetrics.metrics._reservoir import FeatureReservoirMetric
 
 
 class _DefaultCoef(float):
@@ -36,7 +27,7 @@ _COEF_DEFAULT = _DefaultCoef(1.0)
 Sampling = Literal["seeded", "torchmetrics"]
 
 
-class KernelInceptionDistance(SufficientStatisticMetric):
+class KernelInceptionDistance(FeatureReservoirMetric):
     """KID ``(mean, std)``: unbiased polynomial-kernel MMD² over random subsets, with bounded memory.
 
     Takes torchmetrics 1.9's arguments in its order, with their meaning (``coef`` is also accepted
@@ -138,14 +129,13 @@ class KernelInceptionDistance(SufficientStatisticMetric):
         weights_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.subsets = check_positive_int(subsets, "subsets")
-        self.subset_size = check_positive_int(subset_size, "subset_size", minimum=2)
-        self.degree, self.gamma, self.coef = check_kernel_parameters(
+        subsets = check_positive_int(subsets, "subsets")
+        subset_size = check_positive_int(subset_size, "subset_size", minimum=2)
+        kernel = check_kernel_parameters(
             degree, gamma, _kernel_offset(coef, coef0), offset_name="coef" if coef0 is None else "coef0"
         )
-        self.sampling: Sampling = check_option(sampling, "sampling", ("seeded", "torchmetrics"))  # type: ignore[assignment]
-        if self.sampling == "torchmetrics":
+        checked_sampling: Sampling = check_option(sampling, "sampling", ("seeded", "torchmetrics"))  # type: ignore[assignment]
+        if checked_sampling == "torchmetrics":
             if max_samples not in (None, 10_000):
                 raise ValueError(
                     f"Got max_samples={max_samples!r} with sampling='torchmetrics', which keeps every feature as "
@@ -154,76 +144,27 @@ class KernelInceptionDistance(SufficientStatisticMetric):
             max_samples = None
         if max_samples is not None:
             check_positive_int(max_samples, "max_samples", minimum=subset_size)
-        self.max_samples = max_samples
-        self.reset_real_features = check_bool(reset_real_features, "reset_real_features")
-        self.seed = check_positive_int(seed, "seed", minimum=0)
-        self.extractor = ImageFeatures.resolve(
-            feature,
+        # sampling="seeded": the keys are hashes; "torchmetrics": arrival positions (the key order is arrival order).
+        super().__init__(
+            feature=feature,
+            max_samples=max_samples,
+            reset_real_features=reset_real_features,
+            seed=seed,
             input_range=torchmetrics_input_range(normalize, input_range),
-            weights_path=weights_path,
             antialias=antialias,
             feature_input=feature_input,
+            weights_path=weights_path,
             layers=("64", "192", "768", "2048", "logits_unbiased", "logits"),
+            **kwargs,
         )
-        d = self.extractor.num_features or 0
-        for side in _SIDES:
-            self.add_state(f"{side}_n", torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
-            self.add_state(f"{side}_features", torch.zeros(0, d, dtype=torch.float32), dist_reduce_fx="cat")
-            # sampling="seeded": hashes; "torchmetrics": arrival positions (so the key order is the arrival order).
-            self.add_state(f"{side}_keys", torch.zeros(0, dtype=torch.int64), dist_reduce_fx="cat")
+        self.subsets, self.subset_size = subsets, subset_size
+        self.degree, self.gamma, self.coef = kernel
+        self.sampling = checked_sampling
 
     @property
     def coef0(self) -> float:
         """The kernel offset under its former name (``coef``)."""
         return self.coef
-
-    _kept_on_reset = ("real_n", "real_features", "real_keys")
-
-    @property
-    def num_features(self) -> int | None:
-        """The feature dimension, or ``None`` until the first update fixes it."""
-        return self.real_features.shape[1] or None
-
-    @property
-    def _lazy_size(self) -> int | None:
-        return self.num_features
-
-    def _allocate(self, d: int) -> None:
-        for side in _SIDES:
-            empty = torch.zeros(0, d, dtype=torch.float32, device=self.real_n.device)
-            tm_compat.set_state_default(self, f"{side}_features", empty)
-            if getattr(self, f"{side}_features").shape[0] == 0:
-                setattr(self, f"{side}_features", empty)
-
-    def _keep(self, side: str, features: Tensor, keys: Tensor) -> None:
-        """Merge rows into a side's reservoir, which keeps the ``max_samples`` smallest keys (in no order).
-
-        Once the reservoir is full, incoming rows overwrite the evicted rows in place, so an update
-        costs O(batch) copies and a sort of keys, not a copy of the whole reservoir.
-        """
-        held_features, held_keys = getattr(self, f"{side}_features"), getattr(self, f"{side}_keys")
-        held, capacity = held_keys.shape[0], self.max_samples
-        if capacity is None or held + keys.shape[0] <= capacity or held < capacity:
-            all_features, all_keys = torch.cat([held_features, features]), torch.cat([held_keys, keys])
-            kept = bottom_k(all_keys, capacity)
-            setattr(self, f"{side}_features", all_features[kept])
-            setattr(self, f"{side}_keys", all_keys[kept])
-            return
-        survivors = keys < held_keys.max()
-        if not bool(survivors.any()):
-            return
-        features, keys = features[survivors], keys[survivors]
-        kept = torch.zeros(held + keys.shape[0], dtype=torch.bool, device=keys.device)
-        kept[bottom_k(torch.cat([held_keys, keys]), capacity)] = True
-        evicted = (~kept[:held]).nonzero().squeeze(1)
-        incoming = kept[held:].nonzero().squeeze(1)
-        held_features[evicted] = features[incoming]
-        held_keys[evicted] = keys[incoming]
-
-    def _sorted(self, side: str) -> Tensor:
-        """A side's reservoir in ascending key order: the canonical order the subsets are drawn from."""
-        keys = getattr(self, f"{side}_keys")
-        return getattr(self, f"{side}_features")[torch.sort(keys, stable=True).indices]
 
     def update(self, imgs: Tensor, real: bool, sample_ids: Tensor | None = None) -> None:
         """Add a batch of images to the real or the generated side.
@@ -239,26 +180,17 @@ class KernelInceptionDistance(SufficientStatisticMetric):
                 ``real`` not a bool.
             ValueError: bad shapes, NaN/Inf, values out of range, or features of another size.
         """
-        check_bool(real, "real")
-        side = "real" if real else "fake"
-        images = batch_to_images(imgs)
-        uint8 = self.extractor.prepare(images)
-        if self.sampling == "torchmetrics":
-            if sample_ids is not None:
-                raise ValueError(
-                    "Got `sample_ids` with sampling='torchmetrics', which orders samples by arrival as torchmetrics "
-                    "does: drop `sample_ids`, or use sampling='seeded'."
-                )
-            keys = getattr(self, f"{side}_n") + torch.arange(uint8.shape[0], device=self.real_n.device)
-        else:
-            keys = image_keys(uint8, sample_ids, self.seed)
-        features = self.extractor.extract(uint8, images).to(torch.float32)
-        if self.num_features is not None and features.shape[1] != self.num_features:
-            raise ValueError(f"Expected {self.num_features} features per image, got shape {tuple(features.shape)}.")
-        if self.num_features is None:
-            self._allocate(features.shape[1])
-        setattr(self, f"{side}_n", getattr(self, f"{side}_n") + features.shape[0])
-        self._keep(side, features.to(self.real_n.device), keys.to(self.real_n.device))
+        self._add(imgs, real, sample_ids)
+
+    def _batch_keys(self, side: str, uint8: Tensor, sample_ids: Tensor | None) -> Tensor:
+        if self.sampling != "torchmetrics":
+            return super()._batch_keys(side, uint8, sample_ids)
+        if sample_ids is not None:
+            raise ValueError(
+                "Got `sample_ids` with sampling='torchmetrics', which orders samples by arrival as torchmetrics "
+                "does: drop `sample_ids`, or use sampling='seeded'."
+            )
+        return getattr(self, f"{side}_n") + torch.arange(uint8.shape[0], device=self.real_n.device)
 
     def compute(self) -> tuple[Tensor, Tensor]:
         """KID ``(mean, std)`` (float64) over ``subsets`` subsets of the reservoirs.
@@ -279,63 +211,6 @@ class KernelInceptionDistance(SufficientStatisticMetric):
             seed=None if self.sampling == "torchmetrics" else self.seed,
         )
 
-    def real_reservoir(self) -> dict[str, Tensor]:
-        """The real side over all ranks (every rank must call it): ``n`` images seen, the reservoir's ``features``
-        ``[K, D]`` and their ``keys`` ``[K]``, on the CPU. ``load_real_reservoir`` puts it back.
-
-        Example:
-            >>> import torch
-            >>> kid = KernelInceptionDistance(torch.nn.Flatten(), subset_size=2, input_range=(0, 1), max_samples=3)
-            >>> kid.update(torch.rand(5, 3, 2, 2), real=True)
-            >>> state = kid.real_reservoir()
-            >>> int(state["n"]), tuple(state["features"].shape)
-            (5, (3, 12))
-            >>> other = KernelInceptionDistance(torch.nn.Flatten(), subset_size=2, input_range=(0, 1), max_samples=3)
-            >>> other.load_real_reservoir(state)
-            >>> torch.equal(other.real_reservoir()["keys"], state["keys"])
-            True
-        """
-        with self.sync_context(should_sync=tm_compat.should_sync_now(self)):
-            order = torch.sort(self.real_keys, stable=True).indices
-            return {
-                "n": self.real_n.detach().cpu().clone(),
-                "features": self.real_features[order].detach().cpu().clone(),
-                "keys": self.real_keys[order].detach().cpu().clone(),
-            }
-
-    def load_real_reservoir(self, state: dict[str, Tensor]) -> None:
-        """Replace the real side with a ``real_reservoir()``. Under DDP load it on one rank and leave the others
-        empty (``reset_real_features=False`` keeps them so): synchronisation merges the ranks' reservoirs.
-
-        Raises:
-            TypeError: entries that are not tensors of the expected dtypes.
-            ValueError: entries of inconsistent shapes, more rows than ``max_samples`` or ``n``, another feature
-                size than the metric's, or NaN/Inf features.
-        """
-        n, features, keys = state.get("n"), state.get("features"), state.get("keys")
-        if not all(isinstance(value, Tensor) for value in (n, features, keys)):
-            raise TypeError("Expected a reservoir with tensors `n`, `features` and `keys`.")
-        if not features.is_floating_point() or keys.dtype != torch.int64 or n.dtype != torch.int64:
-            raise TypeError(
-                f"Expected float `features`, int64 `keys` and `n`, got {features.dtype}, {keys.dtype}, {n.dtype}."
-            )
-        k = keys.shape[0]
-        bad_shape = features.ndim != 2 or keys.ndim != 1 or features.shape[0] != k or n.ndim != 0 or int(n) < k
-        if bad_shape or (self.max_samples is not None and k > self.max_samples):
-            raise ValueError(
-                f"Expected a reservoir of at most max_samples={self.max_samples} rows and n >= rows, got features "
-                f"{tuple(features.shape)}, keys {tuple(keys.shape)}, n {n.tolist()}."
-            )
-        if self.num_features is not None and features.shape[1] != self.num_features:
-            raise ValueError(f"Expected {self.num_features} features per image, got {tuple(features.shape)}.")
-        check_finite(features, "features")
-        if self.num_features is None:
-            self._allocate(features.shape[1])
-        device = self.real_n.device
-        self.real_n = n.to(device).clone()
-        self.real_features = features.to(device, torch.float32).clone()
-        self.real_keys = keys.to(device).clone()
-
     def plot(self, val: Any = None, ax: Any = None) -> Any:
         """Draw the mean KID (``compute()[0]`` when ``val`` is None, or given values), as torchmetrics does.
 
@@ -344,37 +219,17 @@ class KernelInceptionDistance(SufficientStatisticMetric):
         """
         return super().plot(self.compute()[0] if val is None else val, ax)
 
-    def _merge_state(self, other: dict[str, Any]) -> None:
-        self._adopt_size(other["real_features"].shape[1])
-        if self.num_features is None or other["real_features"].shape[1] == 0:
-            return  # the other has seen no images: nothing to add
-        device = self.real_n.device
-        for side in _SIDES:
-            held = getattr(self, f"{side}_n")
-            keys = other[f"{side}_keys"].to(device)
-            if self.sampling == "torchmetrics":
-                keys = keys + held  # the other's samples arrive after this one's
-            setattr(self, f"{side}_n", held + other[f"{side}_n"].to(device))
-            self._keep(side, other[f"{side}_features"].to(device), keys)
+    def _offset_keys(self, side: str, keys: Tensor, held: Tensor) -> Tensor:
+        # Arrival positions: the other's samples arrive after this one's.
+        return keys + held if self.sampling == "torchmetrics" else keys
 
-    def _sync_states(self, group: Any, dist_sync_fn: Callable | None) -> None:
-        if self._agree_size(group) == 0:
-            return
-        gather = dist_sync_fn or gather_all_tensors
-        for side in _SIDES:
-            keys_per_rank = gather(getattr(self, f"{side}_keys"), group=group)
-            if self.sampling == "torchmetrics":
-                # Arrival positions are per rank: rank r's samples come after those of ranks 0 .. r-1.
-                counts = [int(n) for n in gather(getattr(self, f"{side}_n").reshape(1), group=group)]
-                offsets = [sum(counts[:rank]) for rank in range(len(counts))]
-                keys_per_rank = [keys + offset for keys, offset in zip(keys_per_rank, offsets, strict=True)]
-            setattr(self, f"{side}_n", all_reduce_sum(getattr(self, f"{side}_n"), group))
-            # A reservoir is a sample, not a sum: gather the ranks' (bounded) reservoirs and keep the smallest keys.
-            features = torch.cat(gather(getattr(self, f"{side}_features"), group=group))
-            keys = torch.cat(keys_per_rank)
-            setattr(self, f"{side}_features", features[:0])
-            setattr(self, f"{side}_keys", keys[:0])
-            self._keep(side, features, keys)
+    def _gathered_keys(self, side: str, keys_per_rank: list[Tensor], gather: Callable, group: Any) -> list[Tensor]:
+        if self.sampling != "torchmetrics":
+            return keys_per_rank
+        # Arrival positions are per rank: rank r's samples come after those of ranks 0 .. r-1.
+        counts = [int(n) for n in gather(getattr(self, f"{side}_n").reshape(1), group=group)]
+        offsets = [sum(counts[:rank]) for rank in range(len(counts))]
+        return [keys + offset for keys, offset in zip(keys_per_rank, offsets, strict=True)]
 
 
 def _kernel_offset(coef: Any, coef0: Any) -> Any:
