@@ -4,10 +4,8 @@ reference pipelines; OpenAI's TorchScript weights read safely, downloaded from a
 from __future__ import annotations
 
 import dataclasses
-import http.server
 import pickle
 import socket
-import threading
 import warnings
 import zipfile
 from pathlib import Path
@@ -353,43 +351,6 @@ def test_cmmd_metric_with_the_l14_336_encoder_equals_functional_cmmd(monkeypatch
 
 
 # --- weights ----------------------------------------------------------------------------------------------------
-
-
-class _Server:
-    def __init__(self) -> None:
-        self.routes: dict[str, bytes] = {}
-        routes = self.routes
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = routes.get(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05})
-
-    def serve(self, route: str, body: bytes) -> str:
-        self.routes[route] = body
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{route}"
-
-
-@pytest.fixture
-def server():
-    running = _Server()
-    running.thread.start()
-    yield running
-    running.httpd.shutdown()
-    running.httpd.server_close()
 
 
 @pytest.fixture

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import http.server
 import socket
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -360,44 +358,6 @@ def test_pinned_weights_are_the_official_files():
         assert spec.filename == spec.urls[0].rsplit("/", 1)[1]
         assert spec.license == "Apache-2.0"
     assert len({spec.sha256 for spec in DINOV2_WEIGHTS.values()}) == 4
-
-
-class _Server:
-    def __init__(self) -> None:
-        self.routes: dict[str, bytes] = {}
-        routes = self.routes
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = routes.get(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05})
-
-    def serve(self, route: str, body: bytes) -> str:
-        self.routes[route] = body
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{route}"
-
-
-@pytest.fixture
-def server():
-    local = _Server()
-    local.thread.start()
-    yield local
-    local.httpd.shutdown()
-    local.httpd.server_close()
-    local.thread.join(5)
 
 
 @pytest.fixture
