@@ -119,8 +119,12 @@ def test_two_processes_gather_every_value_of_reduction_none_in_rank_order():
     preds, target = _data(seed)
     expected = {}
     for name, metric in _kept_metrics().items():
-        rows = slice(0, 15) if name == "psnr_none_one_rank" else slice(None)
-        metric.update(preds[rows], target[rows])
+        # The ranks' batches, in rank order: LPIPS's float32 network rounds differently in other batches, and
+        # the test is of the gather, not of that rounding.
+        shards = [slice(0, 15)] if name == "psnr_none_one_rank" else [slice(0, 15), slice(15, None)]
+        for shard in shards:
+            for p, t in zip(preds[shard].split(4), target[shard].split(4), strict=True):
+                metric.update(p, t)
         expected[name] = metric.compute()
     for rank, result in enumerate(results):
         assert result["local"]["psnr_none"] == (15 if rank == 0 else 6), "compute() must keep the local values"
