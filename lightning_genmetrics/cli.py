@@ -1,20 +1,27 @@
-"""``genmetrics``: FID, Inception Score, KID and reference statistics over image folders and statistics files.
+"""``genmetrics``: FID, FD on DINOv2/CLIP/sFID features, IS, KID, precision/recall, CMMD and reference statistics.
 
 Examples::
 
     genmetrics stats data/train -o train_stats.npz      # reference statistics with provenance
     genmetrics fid train_stats.npz samples/             # a statistics file or a folder on each side
+    genmetrics fd data/val samples/ --encoder dinov2-vitl14          # FD_DINOv2
+    genmetrics stats data/train -o train_dinov2.npz --encoder dinov2-vitl14
+    genmetrics fd data/val samples/ --encoder inception-spatial      # sFID
+    genmetrics prdc data/val samples/ --k 3                          # precision, recall, density, coverage
+    genmetrics cmmd data/val samples/                                # on CLIP ViT-L/14@336px
     genmetrics is samples/ --splits 10
     genmetrics kid data/val samples/ --subset-size 1000
     genmetrics fid a/ b/ --json --weights pt_inception-2015-12-05-6726825d.pth
-    genmetrics stats data/train -o mine.npz --feature my_nets.py:encoder   # no Inception weights needed
+    genmetrics stats data/train -o mine.npz --feature my_nets.py:encoder   # no standard weights needed
 
-Features come from the standard FID InceptionV3 (layer 2048 for FID/KID, ``logits_unbiased`` for
-IS) behind the chosen resize protocol, or from the network that ``--feature SPEC`` names (see
-:func:`feature_network` for the accepted forms, what the network receives and how its statistics are
-labelled). Errors (bad arguments, unreadable images, empty folders, mismatched or corrupt statistics,
-missing weights) print one line on stderr that names the command's flags, and exit with status 2;
-warnings print one line each. ``-o`` is checked before any image is read.
+Features come from a standard network that ``--encoder NAME`` picks (``stats``, ``fd``, ``kid``, ``prdc``, ``cmmd``):
+the FID InceptionV3 (layer 2048 for FID/KID/PRD, ``logits_unbiased`` for IS, the 2023 spatial features for
+sFID), DINOv2 (ViT-S/B/L/g, patch 14) or CLIP (ViT-B/32, ViT-L/14@336px), each behind the preprocessing that
+``--resize`` names (default: the one of the metric's reference); or from the network that ``--feature SPEC``
+names (see :func:`feature_network` for the accepted forms, what the network receives and how its statistics
+are labelled). Errors (bad arguments, unreadable images, empty folders, too few images, mismatched or corrupt
+statistics, missing weights) print one line on stderr that names the command's flags, and exit with status 2;
+warnings print one line each. Flags and ``-o`` are checked before any weights or image are read.
 
 Building the argument parser imports neither torch nor the metrics: ``genmetrics --help`` answers at
 once, and only the chosen command imports what it runs.
@@ -57,7 +64,21 @@ _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 _EXACT_MODES = ("RGB", "L", "1")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "P")
 _INCEPTION_LAYERS = ("64", "192", "768", "2048")
-_RESIZE_PROTOCOLS = ("tf1", "torch-antialias", "clean")
+_SPATIAL_LAYER = "2023"  # sFID's features: the first 7 channels of Inception's 17x17 mixed_6/conv map
+# The standard encoders (`--encoder`) and the preprocessing modes each accepts (`--resize`), its default first. Written
+# out here so that the parser imports nothing; tests/test_cli_suite.py checks them against the feature modules.
+_INCEPTION_RESIZES = ("tf1", "torch-antialias", "clean")
+_DINOV2_RESIZES = ("dgm-eval", "edm2", "dgm-eval-clean")
+_CLIP_PREPROCESSES = ("clip", "cmmd", "torch-fidelity", "torch-antialias")
+_ENCODERS: dict[str, tuple[str, ...]] = {
+    "inception": _INCEPTION_RESIZES,
+    "inception-spatial": _INCEPTION_RESIZES,
+    **{f"dinov2-{variant}": _DINOV2_RESIZES for variant in ("vits14", "vitb14", "vitl14", "vitg14")},
+    "clip-vit-b32": _CLIP_PREPROCESSES,
+    # CMMD's reference crops the centred square, then resizes.
+    "clip-vit-l14-336": ("cmmd", "clip", "torch-fidelity", "torch-antialias"),
+}
+_RESIZES = tuple(dict.fromkeys(mode for modes in _ENCODERS.values() for mode in modes))
 # --feature-input -> the metrics' `feature_input`: the folder's images are uint8, so "as_given" hands over uint8.
 _FEATURE_INPUTS = {"float": "float", "uint8": "as_given"}
 _DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
@@ -326,16 +347,23 @@ def _torchscript(file: Path) -> nn.Module:
 
 
 class _Features:
-    """The network every image folder of a command goes through: the FID InceptionV3 or ``--feature``'s network.
+    """The network every image folder of a command goes through: a standard encoder or ``--feature``'s network.
 
     Built on first use (once per command), so that a command on statistics files only reads no weights.
+
+    Args:
+        args: the parsed command line.
+        inception_layer: the Inception layer of the ``inception`` encoder (``--layer``, or the command's own).
     """
 
-    def __init__(self, args: argparse.Namespace, inception_layer: str) -> None:
+    def __init__(self, args: argparse.Namespace, inception_layer: str = "2048") -> None:
         self.args = args
+        self.encoder = _encoder_name(args)
         self.inception_layer = inception_layer
         self._network: nn.Module | None = None
+        self._provenance: Provenance | None = None
         self.label: str | None = None  # the provenance's extractor name for --feature's network
+        self.receives = "uint8"  # what the network gets: "uint8" (folders hold uint8 images) or "float"
 
     @property
     def feature_input(self) -> str:
@@ -347,52 +375,74 @@ class _Features:
             return self._network
         args = self.args
         if args.feature is None:
-            self._network = _inception(args, self.inception_layer)
+            self._network = _encoder_network(args, self.encoder, self.inception_layer)
             return self._network
         import torch
 
-        network, name = feature_network(args.feature)
+        network, self.label = feature_network(args.feature)
         # What the network receives belongs to what it computes: uint8 and [0, 1] floats give other features.
-        receives = "uint8" if getattr(network, "input_dtype", None) == torch.uint8 else args.feature_input
-        self.label = f"{name} ({receives} input)"
+        self.receives = "uint8" if getattr(network, "input_dtype", None) == torch.uint8 else args.feature_input
         self._network = network.to(args.device)
         return self._network
 
     def provenance(self) -> Provenance:
-        """What statistics of a folder computed here record about their features (``num_samples`` aside)."""
-        from lightning_genmetrics.features.extractor import ImageFeatures
-        from lightning_genmetrics.stats import Provenance
+        """What statistics of a folder computed here record about their features (``num_samples`` aside).
 
-        fields = ImageFeatures(self.network()).provenance_fields()
-        return Provenance(**{**fields, **({"extractor": self.label} if self.label else {})})
+        Computed once: the weights' hash reads every parameter (seconds for the largest encoders).
+        """
+        if self._provenance is None:
+            from lightning_genmetrics import __version__
+            from lightning_genmetrics.features.extractor import ImageFeatures
+            from lightning_genmetrics.stats import Provenance
+
+            fields = ImageFeatures(self.network()).provenance_fields()
+            if self.label is not None:
+                fields["extractor"] = self.label
+            self._provenance = Provenance(**fields, feature_input=self.receives, package_version=__version__)
+        return self._provenance
 
     def statistics(self, source: Any) -> ReferenceStatistics:
         """``source`` if it is loaded statistics, else the statistics of its images."""
         import dataclasses
 
-        from lightning_genmetrics.metrics.frechet import FrechetInceptionDistance
+        from lightning_genmetrics.features.extractor import ImageFeatures
+        from lightning_genmetrics.metrics.frechet import FrechetDistance
 
         if not isinstance(source, _ImageFolder):
             return source
-        metric = FrechetInceptionDistance(self.network(), feature_input=self.feature_input).to(self.args.device)
-        _feed_folder(source, self.args, lambda batch: metric.update(batch, real=True))
+        # FrechetInceptionDistance's computation (the checked features of ImageFeatures into FrechetDistance), with
+        # the provenance computed once for every folder of the command.
+        features = ImageFeatures(self.network(), feature_input=self.feature_input)  # type: ignore[arg-type]
+        metric = FrechetDistance(features.num_features).to(self.args.device)
+        _feed_folder(source, self.args, lambda batch: metric.update(features(batch), real=True))
         statistics = metric.real_statistics()
-        if self.label is None:
-            return statistics
-        provenance = dataclasses.replace(statistics.provenance, extractor=self.label)
+        provenance = dataclasses.replace(self.provenance(), num_samples=statistics.provenance.num_samples)
         return dataclasses.replace(statistics, provenance=provenance)
 
 
-def _inception(args: argparse.Namespace, layer: str) -> nn.Module:
-    from lightning_genmetrics.features.inception import FIDInceptionV3
+def _encoder_name(args: argparse.Namespace) -> str:
+    """The command's ``--encoder``, or its default (``fid`` and ``is`` have the Inception network only)."""
+    return getattr(args, "encoder", None) or args.default_encoder
 
+
+def _encoder_network(args: argparse.Namespace, name: str, inception_layer: str) -> nn.Module:
+    """The standard encoder ``name`` with ``--resize``, ``--weights`` and ``--no-verify-weights``."""
+    resize = args.resize or _ENCODERS[name][0]
+    weights = {"weights_path": args.weights, "verify_weights": not args.no_verify_weights}
     try:
-        network = FIDInceptionV3(
-            layer,  # type: ignore[arg-type]
-            resize=args.resize or "tf1",
-            weights_path=args.weights,
-            verify_weights=not args.no_verify_weights,
-        )
+        if name.startswith("inception"):
+            from lightning_genmetrics.features.inception import FIDInceptionV3
+
+            layer = _SPATIAL_LAYER if name == "inception-spatial" else inception_layer
+            network: nn.Module = FIDInceptionV3(layer, resize=resize, **weights)  # type: ignore[arg-type]
+        elif name.startswith("dinov2-"):
+            from lightning_genmetrics.features.dinov2 import DINOv2Encoder
+
+            network = DINOv2Encoder(name.removeprefix("dinov2-"), resize=resize, **weights)  # type: ignore[arg-type]
+        else:
+            from lightning_genmetrics.features.clip import CLIPImageEncoder
+
+            network = CLIPImageEncoder.from_name(name, preprocess=resize, **weights)
     except RuntimeError as error:  # no copy of the weights and no download (offline)
         raise CommandError(
             f"{_one_line(error)} Without these weights, --feature SPEC computes the features with another network."
@@ -414,11 +464,27 @@ def _source(path: str) -> Any:
     return load_statistics(path) if _is_statistics_file(Path(path)) else _ImageFolder(Path(path))
 
 
+def _image_folders(args: argparse.Namespace, what: str, needed: int = 1, flag: str = "") -> list[_ImageFolder]:
+    """The two image folders of a metric that needs the images themselves, each with at least ``needed`` images
+    (``flag``: the flag and value that need that many, named in the message for a folder that is too small)."""
+    for path in (args.first, args.second):
+        if _is_statistics_file(Path(path)):
+            raise CommandError(f"{what} needs image folders, got the statistics file '{path}'")
+    folders = [_ImageFolder(Path(args.first)), _ImageFolder(Path(args.second))]
+    for folder in folders:
+        if len(folder) < needed:
+            raise CommandError(
+                f"{what} with {flag} needs at least {needed} images on each side, got {len(folder)} in "
+                f"'{folder.folder}': add images or lower {flag.split()[0]}"
+            )
+    return folders
+
+
 def _check_output(output: str) -> Path:
     """The ``-o`` path, refused before any work if the statistics could not be written there."""
     path = Path(output).expanduser()
     if path.suffix.lower() != ".npz":
-        raise CommandError(f"-o/--output '{path}' must end in .npz (genmetrics fid recognises statistics files by it)")
+        raise CommandError(f"-o/--output '{path}' must end in .npz (genmetrics fd recognises statistics files by it)")
     if path.is_dir():
         raise CommandError(f"-o/--output '{path}' is a folder; name the .npz file to write")
     folder = path.parent
@@ -437,6 +503,8 @@ def _run_stats(args: argparse.Namespace) -> dict[str, Any]:
     from lightning_genmetrics.stats import save_statistics
 
     folder = _ImageFolder(Path(args.folder))
+    if len(folder) < 2:
+        raise CommandError(f"statistics need at least 2 images (a covariance), got 1 in '{folder.folder}'")
     statistics = _Features(args, args.layer or "2048").statistics(folder)
     path = save_statistics(output, statistics)
     provenance = statistics.provenance
@@ -445,16 +513,23 @@ def _run_stats(args: argparse.Namespace) -> dict[str, Any]:
         "num_samples": provenance.num_samples,
         "extractor": provenance.extractor,
         "layer": provenance.layer,
+        "resize": provenance.resize,
     }
 
 
-def _run_fid(args: argparse.Namespace) -> dict[str, Any]:
+def _frechet(args: argparse.Namespace, inception_layer: str) -> tuple[float, ReferenceStatistics, ReferenceStatistics]:
+    """The Fréchet distance between the two sides of ``fid``/``fd``, and the statistics of each side."""
     from lightning_genmetrics.functional.frechet import frechet_distance
     from lightning_genmetrics.stats import check_compatible
 
     paths = (args.first, args.second)
     sources = [_source(path) for path in paths]
-    features = _Features(args, args.layer or "2048")
+    for source in sources:
+        if isinstance(source, _ImageFolder) and len(source) < 2:
+            raise CommandError(
+                f"a Fréchet distance needs at least 2 images on each side (a covariance), got 1 in '{source.folder}'"
+            )
+    features = _Features(args, inception_layer)
     folders = [isinstance(source, _ImageFolder) for source in sources]
     if any(folders) and not all(folders):
         # A statistics file that the folder's features could not be compared with is refused before the images
@@ -469,19 +544,33 @@ def _run_fid(args: argparse.Namespace) -> dict[str, Any]:
                     "--allow-provenance-mismatch to compare anyway"
                 )
     first, second = (features.statistics(source) for source in sources)
-    if first.num_features != second.num_features:
-        differences = first.provenance.differences(second.provenance)
-        because = f" ({'; '.join(differences)})" if differences else ""
-        raise CommandError(f"the statistics have {first.num_features} and {second.num_features} features{because}")
     check_compatible(
         first.provenance,
         second.provenance,
         what="two sets of statistics",
         allow_mismatch=args.allow_provenance_mismatch,
     )
+    if first.num_features != second.num_features:
+        differences = first.provenance.differences(second.provenance)
+        because = f" ({'; '.join(differences)})" if differences else ""
+        raise CommandError(f"the statistics have {first.num_features} and {second.num_features} features{because}")
     counts = (first.provenance.num_samples, second.provenance.num_samples)
     value = frechet_distance(first.mu, first.sigma, second.mu, second.sigma, num_samples=counts)
-    return {"fid": value.item(), "num_samples": list(counts)}
+    return value.item(), first, second
+
+
+def _run_fid(args: argparse.Namespace) -> dict[str, Any]:
+    value, first, second = _frechet(args, args.layer or "2048")
+    return {"fid": value, "num_samples": [first.provenance.num_samples, second.provenance.num_samples]}
+
+
+def _run_fd(args: argparse.Namespace) -> dict[str, Any]:
+    value, first, second = _frechet(args, "2048")
+    return {
+        "fd": value,
+        "extractor": first.provenance.extractor,
+        "num_samples": [first.provenance.num_samples, second.provenance.num_samples],
+    }
 
 
 def _run_is(args: argparse.Namespace) -> dict[str, Any]:
@@ -500,16 +589,7 @@ def _run_is(args: argparse.Namespace) -> dict[str, Any]:
 def _run_kid(args: argparse.Namespace) -> dict[str, Any]:
     from lightning_genmetrics.metrics.kid import KernelInceptionDistance
 
-    for path in (args.first, args.second):
-        if _is_statistics_file(Path(path)):
-            raise CommandError(f"KID needs image folders, got the statistics file '{path}'")
-    real, fake = _ImageFolder(Path(args.first)), _ImageFolder(Path(args.second))
-    for folder in (real, fake):
-        if len(folder) < args.subset_size:
-            raise CommandError(
-                f"KID needs at least --subset-size {args.subset_size} images on each side, got {len(folder)} in "
-                f"'{folder.folder}': add images or lower --subset-size"
-            )
+    real, fake = _image_folders(args, "KID", args.subset_size, f"--subset-size {args.subset_size}")
     features = _Features(args, "2048")
     metric = KernelInceptionDistance(
         features.network(),
@@ -526,26 +606,97 @@ def _run_kid(args: argparse.Namespace) -> dict[str, Any]:
     return {"kid_mean": mean.item(), "kid_std": std.item(), "num_samples": counts}
 
 
+def _run_prdc(args: argparse.Namespace) -> dict[str, Any]:
+    from lightning_genmetrics.metrics.prdc import PrecisionRecallDensityCoverage
+
+    # Each sample's ball reaches its k-th nearest neighbour among the other samples of its side.
+    real, fake = _image_folders(args, "precision/recall", args.k + 1, f"--k {args.k}")
+    features = _Features(args, "2048")
+    metric = PrecisionRecallDensityCoverage(
+        features.network(),
+        k=args.k,
+        max_samples=args.max_samples,
+        seed=args.seed,
+        feature_input=features.feature_input,  # type: ignore[arg-type]
+    ).to(args.device)
+    _feed_folder(real, args, lambda batch: metric.update(batch, real=True))
+    _feed_folder(fake, args, lambda batch: metric.update(batch, real=False))
+    values = {name: value.item() for name, value in metric.compute().items()}
+    used = metric.samples_used()
+    return {
+        **{name: values[name] for name in ("precision", "recall", "density", "coverage")},
+        "num_samples": [used["real_seen"], used["fake_seen"]],
+        "samples_used": [used["real_used"], used["fake_used"]],
+    }
+
+
+def _run_cmmd(args: argparse.Namespace) -> dict[str, Any]:
+    from lightning_genmetrics.metrics.cmmd import CLIPMaximumMeanDiscrepancy
+
+    real, fake = _image_folders(args, "CMMD")
+    features = _Features(args)
+    metric = CLIPMaximumMeanDiscrepancy(
+        features.network(),
+        max_samples=args.max_samples,
+        seed=args.seed,
+        feature_input=features.feature_input,  # type: ignore[arg-type]
+    ).to(args.device)
+    counts = [
+        _feed_folder(real, args, lambda batch: metric.update(batch, real=True)),
+        _feed_folder(fake, args, lambda batch: metric.update(batch, real=False)),
+    ]
+    value = metric.compute().item()
+    return {
+        "cmmd": value,
+        "num_samples": counts,
+        "samples_used": [int(metric.real_keys.shape[0]), int(metric.fake_keys.shape[0])],
+    }
+
+
 def _check_arguments(args: argparse.Namespace) -> None:
     """Refuse flag combinations that cannot mean anything, before any file is read."""
+    encoder = getattr(args, "encoder", None)
     if args.feature is not None:
-        inception_only = {
+        if encoder is not None:
+            raise CommandError(f"--encoder {encoder} and --feature both choose the feature network; pass one of them")
+        encoder_only = {
             "--weights": args.weights is not None,
             "--no-verify-weights": args.no_verify_weights,
             "--resize": args.resize is not None,
             "--layer": getattr(args, "layer", None) is not None,
         }
-        given = [flag for flag, present in inception_only.items() if present]
+        given = [flag for flag, present in encoder_only.items() if present]
         if given:
             raise CommandError(
-                f"{', '.join(given)} configure{'s' if len(given) == 1 else ''} the Inception network, which --feature "
-                "replaces (its network resizes the images itself and its output is the feature)"
+                f"{', '.join(given)} configure{'s' if len(given) == 1 else ''} the standard network (--encoder), "
+                "which --feature replaces (its network resizes the images itself and its output is the feature)"
             )
-    elif args.feature_input != "float":
-        raise CommandError("--feature-input says what a --feature network receives; the Inception network takes uint8")
-    max_samples, subset_size = getattr(args, "max_samples", None), getattr(args, "subset_size", None)
-    if max_samples is not None and max_samples < subset_size:
-        raise CommandError(f"--max-samples {max_samples} keeps fewer images than --subset-size {subset_size} needs")
+    else:
+        if args.feature_input != "float":
+            raise CommandError(
+                "--feature-input says what a --feature network receives; the standard networks take uint8"
+            )
+        name = _encoder_name(args)
+        network = f"--encoder {name}" if hasattr(args, "encoder") else "the Inception network"
+        modes = _ENCODERS[name]
+        if args.resize is not None and args.resize not in modes:
+            raise CommandError(
+                f"--resize {args.resize} is not a preprocessing of {network} (its modes: {', '.join(modes)}; "
+                f"default {modes[0]})"
+            )
+        if getattr(args, "layer", None) is not None and name != "inception":
+            raise CommandError(f"--layer picks a layer of --encoder inception, not of {network}")
+    max_samples = getattr(args, "max_samples", None)
+    if max_samples is None:
+        return
+    if args.command == "kid" and max_samples < args.subset_size:
+        raise CommandError(
+            f"--max-samples {max_samples} keeps fewer images than --subset-size {args.subset_size} needs"
+        )
+    if args.command == "prdc" and max_samples < args.k + 1:
+        raise CommandError(
+            f"--max-samples {max_samples} keeps fewer images than --k {args.k} needs (at least {args.k + 1})"
+        )
 
 
 # The parser ----------------------------------------------------------------------------------------------
@@ -564,8 +715,23 @@ def _integer(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+_ENCODER_HELP = """\
+--encoder NAME picks a standard network; --resize picks how it preprocesses the images (default first):
+  inception          FID's InceptionV3, 2048 pool features         tf1, torch-antialias, clean
+  inception-spatial  sFID's 2023 features (mixed_6/conv, 7x17x17)  tf1, torch-antialias, clean
+  dinov2-vits14, dinov2-vitb14, dinov2-vitl14 (FD_DINOv2's), dinov2-vitg14
+                     DINOv2's CLS embedding                        dgm-eval, edm2, dgm-eval-clean
+  clip-vit-b32       CLIP ViT-B/32 image embedding (CLIP-FID)      clip, cmmd, torch-fidelity, torch-antialias
+  clip-vit-l14-336   CLIP ViT-L/14@336px, unit length (CMMD's)     cmmd, clip, torch-fidelity, torch-antialias
+tf1 is the resize of published FID numbers, dgm-eval that of FD_DINOv2 (PIL bicubic), edm2 EDM2's
+antialiased torch bicubic, clip OpenAI's preprocess (clean-fid's CLIP-FID), cmmd the CMMD reference's
+crop and resize, torch-fidelity torch-fidelity 0.4's. Weights are pinned by SHA-256 and downloaded
+once into the torch hub cache; --weights FILE names a local copy (checked against the pin unless
+--no-verify-weights). Statistics record the encoder, the hash of its weights, its layer and its
+preprocessing: statistics of another encoder or preprocessing are refused (--allow-provenance-mismatch)."""
+
 _FEATURE_HELP = """\
---feature SPEC computes the features with another network, so no Inception weights are needed:
+--feature SPEC computes the features with another network, so no standard weights are needed:
   MODULE:ATTRIBUTE    imported as Python imports it (installed, or on PYTHONPATH)
   PATH.py:ATTRIBUTE   that file, run as a module (only files you trust)
   PATH                a TorchScript file (torch.jit.save), loaded by torch.jit.load (no pickle)
@@ -573,9 +739,9 @@ ATTRIBUTE is an nn.Module, or a class or function that returns one when called w
 (it must build the same weights every time: statistics record their hash). The network gets each
 batch of images at its own size (it resizes and normalises itself) as float RGB in [0, 1]
 (--feature-input float) or as uint8 0..255 (--feature-input uint8), and returns [N, D] features;
-for 'is', its outputs are the logits of the classes. Statistics record it as 'SPEC (float input)'
-(a file without its folder) with the hash of its weights: statistics of another network, other
-weights or another input are refused."""
+for 'is', its outputs are the logits of the classes. Statistics record it as 'SPEC' (a file without
+its folder) with the hash of its weights and the input it received: statistics of another network,
+other weights or another input are refused."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -585,6 +751,9 @@ def build_parser() -> argparse.ArgumentParser:
         >>> args = build_parser().parse_args(["is", "samples/", "--feature", "nets.py:classifier"])
         >>> args.splits, args.feature, args.feature_input
         (10, 'nets.py:classifier', 'float')
+        >>> args = build_parser().parse_args(["fd", "real/", "fake/", "--encoder", "dinov2-vitl14"])
+        >>> args.encoder, args.resize
+        ('dinov2-vitl14', None)
     """
     from lightning_genmetrics import __version__
 
@@ -610,8 +779,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--feature",
         metavar="SPEC",
         default=None,
-        help=f"another feature network instead of the FID InceptionV3: {_SPEC_FORMS} (see below; "
-        "default: the FID InceptionV3)",
+        help=f"another feature network instead of a standard one: {_SPEC_FORMS} (see below; "
+        "default: the standard network)",
     )
     options.add_argument(
         "--feature-input",
@@ -621,17 +790,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     options.add_argument(
         "--resize",
-        choices=_RESIZE_PROTOCOLS,
+        choices=_RESIZES,
         default=None,
-        help="how the Inception network resizes images to 299x299: tf1 (published FID numbers, torch-fidelity, "
-        "pytorch-fid), torch-antialias (torchmetrics) or clean (clean-fid) (default: tf1)",
+        metavar="MODE",
+        help="how the standard network preprocesses the images: Inception tf1 (published FID numbers, "
+        "torch-fidelity, pytorch-fid), torch-antialias (torchmetrics) or clean (clean-fid); DINOv2 dgm-eval, "
+        "edm2 or dgm-eval-clean; CLIP clip, cmmd, torch-fidelity or torch-antialias (default: the network's "
+        "first: tf1, dgm-eval, clip for clip-vit-b32, cmmd for clip-vit-l14-336)",
     )
     options.add_argument(
         "--weights",
         metavar="PATH",
         default=None,
-        help="a local copy of the Inception weights (default: $LIGHTNING_GENMETRICS_INCEPTION_WEIGHTS, else the "
-        "torch hub cache, downloaded there on first use)",
+        help="a local copy of the standard network's weights (default: its environment variable, e.g. "
+        "$LIGHTNING_GENMETRICS_INCEPTION_WEIGHTS, $LIGHTNING_GENMETRICS_DINOV2_VITL14_WEIGHTS, "
+        "$LIGHTNING_GENMETRICS_CLIP_WEIGHTS, else the torch hub cache, downloaded there on first use)",
     )
     options.add_argument(
         "--no-verify-weights",
@@ -649,18 +822,55 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}", help="print the version")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="the command to run")
 
-    def command(name: str, summary: str) -> argparse.ArgumentParser:
-        return commands.add_parser(
+    def command(name: str, summary: str, *, encoder: str | None = None) -> argparse.ArgumentParser:
+        """A command; with ``encoder``, it takes ``--encoder`` (that one by default)."""
+        sub = commands.add_parser(
             name,
             parents=[common],
             help=summary,
             description=f"{summary[0].upper()}{summary[1:]}.",
-            epilog=_FEATURE_HELP,
+            epilog=_FEATURE_HELP if encoder is None else f"{_ENCODER_HELP}\n\n{_FEATURE_HELP}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        sub.set_defaults(default_encoder=encoder or "inception")
+        if encoder is not None:
+            sub.add_argument(
+                "--encoder",
+                choices=tuple(_ENCODERS),
+                default=None,
+                metavar="NAME",
+                help=f"the standard network the features come from: {', '.join(_ENCODERS)} (see below; "
+                f"default: {encoder})",
+            )
+        return sub
 
-    layer_help = "the Inception layer the features come from (default: 2048; not with --feature)"
-    stats = command("stats", "write the reference statistics (mean, covariance, provenance) of an image folder")
+    def allow_mismatch(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--allow-provenance-mismatch",
+            action="store_true",
+            help="compare statistics of another network, weights, layer, preprocessing or input anyway",
+        )
+
+    def reservoir(sub: argparse.ArgumentParser, minimum: int) -> None:
+        sub.add_argument(
+            "--max-samples",
+            type=_integer(minimum),
+            default=None,
+            metavar="N",
+            help="keep a seeded random subset of N images per side (default: keep all, the exact value)",
+        )
+        sub.add_argument(
+            "--seed",
+            type=_integer(0),
+            default=0,
+            metavar="S",
+            help="the seed that picks the --max-samples subset (default: %(default)s)",
+        )
+
+    layer_help = "the Inception layer the features come from (default: 2048; only with --encoder inception)"
+    stats = command(
+        "stats", "write the reference statistics (mean, covariance, provenance) of an image folder", encoder="inception"
+    )
     stats.add_argument("folder", help="the image folder, searched recursively")
     stats.add_argument(
         "-o", "--output", required=True, metavar="FILE.npz", help="the statistics file to write (required)"
@@ -668,15 +878,24 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--layer", choices=_INCEPTION_LAYERS, default=None, help=layer_help)
     stats.set_defaults(run=_run_stats)
 
-    fid = command("fid", "FID between two image folders or statistics files")
+    fd = command(
+        "fd", "Fréchet distance between two image folders or statistics files, on any encoder", encoder="inception"
+    )
+    fd.add_argument("first", help="an image folder or a .npz statistics file")
+    fd.add_argument("second", help="an image folder or a .npz statistics file")
+    allow_mismatch(fd)
+    fd.set_defaults(run=_run_fd)
+
+    fid = command("fid", "FID between two image folders or statistics files (fd on the Inception network)")
     fid.add_argument("first", help="an image folder or a .npz statistics file")
     fid.add_argument("second", help="an image folder or a .npz statistics file")
-    fid.add_argument("--layer", choices=_INCEPTION_LAYERS, default=None, help=layer_help)
     fid.add_argument(
-        "--allow-provenance-mismatch",
-        action="store_true",
-        help="compare statistics of another network, weights, layer or resize protocol anyway",
+        "--layer",
+        choices=_INCEPTION_LAYERS,
+        default=None,
+        help="the Inception layer the features come from (default: 2048)",
     )
+    allow_mismatch(fid)
     fid.set_defaults(run=_run_fid)
 
     inception = command("is", "Inception Score of an image folder")
@@ -686,7 +905,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     inception.set_defaults(run=_run_is)
 
-    kid = command("kid", "KID between two image folders")
+    kid = command("kid", "KID between two image folders", encoder="inception")
     kid.add_argument("first", help="the real image folder")
     kid.add_argument("second", help="the generated image folder")
     kid.add_argument(
@@ -707,6 +926,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep a seeded reservoir of N images per side (default: keep all)",
     )
     kid.set_defaults(run=_run_kid)
+
+    prdc = command(
+        "prdc",
+        "improved precision and recall, density and coverage between two image folders (k-nearest-neighbour balls)",
+        encoder="inception",
+    )
+    prdc.add_argument("first", help="the real image folder")
+    prdc.add_argument("second", help="the generated image folder")
+    prdc.add_argument(
+        "--k",
+        type=_integer(1),
+        default=3,
+        metavar="K",
+        help="the neighbour whose distance is each ball's radius; each folder needs at least K + 1 images "
+        "(default: %(default)s)",
+    )
+    reservoir(prdc, 2)
+    prdc.set_defaults(run=_run_prdc)
+
+    cmmd = command(
+        "cmmd",
+        "CMMD (Gaussian-kernel MMD of CLIP embeddings, x1000) between two image folders",
+        encoder="clip-vit-l14-336",
+    )
+    cmmd.add_argument("first", help="the real image folder")
+    cmmd.add_argument("second", help="the generated image folder")
+    reservoir(cmmd, 1)
+    cmmd.set_defaults(run=_run_cmmd)
     return parser
 
 

@@ -4,8 +4,8 @@ A statistics file is a plain ``.npz`` (read with ``allow_pickle=False``) holding
 ``sigma`` ``[D, D]`` (float64, unbiased covariance, the names pytorch-fid and clean-fid use, so
 either tool can read ours), ``num_samples``, a JSON ``provenance`` record, and a SHA-256
 ``checksum`` over all of them. The provenance names what produced the features — extractor,
-a hash of its weights, layer, resize protocol — so that statistics are never compared with
-features of another network or protocol by accident. Files from pytorch-fid or clean-fid (only
+a hash of its weights, layer, resize protocol, what the extractor received — so that statistics are
+never compared with features of another network or protocol by accident. Files from pytorch-fid or clean-fid (only
 ``mu`` and ``sigma``) load with every provenance field ``"unknown"``.
 
 The checksum detects accidental corruption (a damaged or partly written file). It is an unkeyed
@@ -30,9 +30,11 @@ import json
 import math
 import numbers
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,8 +44,14 @@ from lightning_genmetrics._files import read_npz, write_atomically
 
 UNKNOWN = "unknown"
 # The fields that must agree for two sets of statistics to be comparable.
-COMPARED_FIELDS = ("extractor", "weights_sha256", "layer", "resize")
+COMPARED_FIELDS = ("extractor", "weights_sha256", "layer", "resize", "feature_input")
+# Files written before `feature_input` existed do not record it, nor do extractors that do not report it: an unknown
+# `feature_input` is not compared, and not warned about (the extractor's name is what tells whether it matters).
+_WARNED_WHEN_UNKNOWN = ("extractor", "weights_sha256", "layer", "resize")
 _TEXT_FIELDS = (*COMPARED_FIELDS, "dtype", "package_version")
+# How the command line recorded what a `--feature` network received before `feature_input` existed: in the
+# extractor's name, "SPEC (float input)" or "SPEC (uint8 input)".
+_LEGACY_FEATURE_INPUT = re.compile(r"(?P<extractor>.+) \((?P<feature_input>float|uint8) input\)")
 # What ``save_statistics`` writes beside ``mu`` and ``sigma``; files from other tools hold none of it.
 _BOOKKEEPING = ("num_samples", "provenance", "checksum")
 STATISTICS = "statistics"  # the artifact kind of a statistics file (a file without a `kind` array is one)
@@ -67,6 +75,11 @@ class Provenance:
         dtype: the statistics' dtype.
         num_samples: how many samples they summarise (``None`` when unknown).
         package_version: the ``lightning_genmetrics`` version that wrote them.
+        feature_input: what the extractor received: ``"uint8"`` (RGB 0..255; every network that declares
+            ``input_dtype = torch.uint8``, such as the FID InceptionV3, DINOv2 and CLIP), ``"float"`` (RGB in
+            ``[0, 1]``) or ``"as_given"`` (the images as the caller passed them); ``"unknown"`` when not recorded
+            (files written before the field existed), which is not compared. Files in which the command line
+            recorded it in the extractor's name (``"nets.py:encoder (float input)"``) load with the two apart.
 
     Raises:
         TypeError: a text field is not a string, or ``num_samples`` is neither ``None`` nor an integer.
@@ -81,6 +94,7 @@ class Provenance:
     dtype: str = "float64"
     num_samples: int | None = None
     package_version: str = UNKNOWN
+    feature_input: str = UNKNOWN
 
     def __post_init__(self) -> None:
         for name in _TEXT_FIELDS:
@@ -111,8 +125,33 @@ class Provenance:
         return out
 
     def unknown_fields(self) -> list[str]:
-        """The compared fields this record does not know."""
-        return [name for name in COMPARED_FIELDS if getattr(self, name) == UNKNOWN]
+        """The compared fields this record does not know (an unknown ``feature_input`` aside: see the class)."""
+        return [name for name in _WARNED_WHEN_UNKNOWN if getattr(self, name) == UNKNOWN]
+
+    @classmethod
+    def from_record(cls, fields: dict[str, Any]) -> Provenance:
+        """The provenance a saved JSON record describes; fields this version does not know are ignored.
+
+        A record without ``feature_input`` whose extractor's name ends in ``" (float input)"`` or
+        ``" (uint8 input)"`` (how the command line recorded it before the field existed) gets the two apart.
+
+        Raises:
+            TypeError, ValueError: as the constructor.
+
+        Example:
+            >>> old = Provenance.from_record({"extractor": "nets.py:tiny (float input)", "layer": "output"})
+            >>> old.extractor, old.feature_input
+            ('nets.py:tiny', 'float')
+        """
+        known = {field.name for field in dataclasses.fields(cls)}
+        values = {name: value for name, value in fields.items() if name in known}
+        extractor = values.get("extractor")
+        legacy = None
+        if "feature_input" not in values and isinstance(extractor, str):
+            legacy = _LEGACY_FEATURE_INPUT.fullmatch(extractor)
+        if legacy is not None:
+            values.update(legacy.groupdict())
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -470,9 +509,8 @@ def _read_bookkeeping(label: str, arrays: dict[str, np.ndarray], kind: str, data
         raise ValueError(f"{label}: `provenance` is not JSON ({error}).") from error
     if not isinstance(fields, dict):
         raise ValueError(f"{label}: expected `provenance` to be a JSON object, got {type(fields).__name__}.")
-    known = {field.name for field in dataclasses.fields(Provenance)}
     try:
-        provenance = Provenance(**{name: value for name, value in fields.items() if name in known})
+        provenance = Provenance.from_record(fields)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{label}: malformed `provenance`: {error}") from error
     expected = -1 if provenance.num_samples is None else provenance.num_samples

@@ -286,7 +286,8 @@ def test_images_without_one_exact_8_bit_reading_are_refused_naming_file_and_mode
 def test_the_command_exits_non_zero_on_a_float_image(rng, weights, tmp_path, capsys):
     floats = tmp_path / "floats"
     floats.mkdir()
-    Image.fromarray(rng.random((24, 24)).astype(np.float32)).save(floats / "a.tif")
+    for name in ("a.tif", "b.tif"):  # two: statistics of fewer are refused before any image is read
+        Image.fromarray(rng.random((24, 24)).astype(np.float32)).save(floats / name)
     assert main(["stats", str(floats), "-o", str(tmp_path / "f.npz"), "--quiet", *_options(weights)]) == 2
     line = _one_line_error(capsys)
     assert "a.tif" in line

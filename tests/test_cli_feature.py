@@ -140,7 +140,8 @@ def test_help_imports_no_heavy_module(tmp_path):
         import contextlib, io, json, sys, time
         start = time.perf_counter()
         from lightning_genmetrics.cli import main
-        for argv in (["--help"], ["stats", "--help"], ["fid", "--help"], ["is", "--help"], ["kid", "--help"]):
+        commands = ("stats", "fd", "fid", "is", "kid", "prdc", "cmmd")
+        for argv in (["--help"], *([command, "--help"] for command in commands)):
             with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.suppress(SystemExit):
                 main(argv)
             assert out.getvalue().startswith("usage: genmetrics"), out.getvalue()
@@ -152,7 +153,7 @@ def test_help_imports_no_heavy_module(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    print(f"five --help texts in {result['seconds']:.2f} s")
+    print(f"eight --help texts in {result['seconds']:.2f} s")
     assert result["heavy"] == []
     assert result["ours"] == ["lightning_genmetrics.cli"]
 
@@ -164,7 +165,7 @@ def _subparsers(parser):
 def test_every_argument_has_help_and_shows_its_default():
     parser = build_parser()
     commands = _subparsers(parser)
-    assert sorted(commands) == ["fid", "is", "kid", "stats"]
+    assert sorted(commands) == ["cmmd", "fd", "fid", "is", "kid", "prdc", "stats"]
     for name, command in [("genmetrics", parser), *commands.items()]:
         formatter = command._get_formatter()
         for action in command._actions:
@@ -194,7 +195,7 @@ def test_stats_from_a_python_file(folders, nets_dir, tmp_path, capsys):
     (real_dir, real) = folders["real"]
     out = tmp_path / "tiny.npz"
     assert main(["stats", str(real_dir), "-o", str(out), "--feature", f"{nets_dir}/nets.py:tiny", "--json"]) == 0
-    assert _json(capsys)["extractor"] == "nets.py:tiny (float input)"
+    assert _json(capsys)["extractor"] == "nets.py:tiny"
     statistics = load_statistics(out)
     namespace: dict = {}
     exec(compile(NETS, "nets", "exec"), namespace)
@@ -205,6 +206,7 @@ def test_stats_from_a_python_file(folders, nets_dir, tmp_path, capsys):
     provenance = statistics.provenance
     assert provenance.weights_sha256 == weights_fingerprint(network)
     assert (provenance.layer, provenance.resize, provenance.num_samples) == ("output", "none", 9)
+    assert provenance.feature_input == "float"
 
 
 def test_module_instance_class_and_dotted_attributes_give_the_same_statistics(folders, nets, tmp_path, capsys):
@@ -214,7 +216,10 @@ def test_module_instance_class_and_dotted_attributes_give_the_same_statistics(fo
         out = tmp_path / f"{attribute}.npz"
         assert main(["stats", str(real_dir), "-o", str(out), "--feature", f"{MODULE}:{attribute}", "--quiet"]) == 0
         statistics = load_statistics(out)
-        assert statistics.provenance.extractor == f"{MODULE}:{attribute} (float input)"
+        assert (statistics.provenance.extractor, statistics.provenance.feature_input) == (
+            f"{MODULE}:{attribute}",
+            "float",
+        )
         means[attribute] = statistics.mu
     assert torch.equal(means["tiny"], means["instance"])
     assert torch.equal(means["tiny"], means["Nets.small"])
@@ -267,7 +272,7 @@ def test_torchscript_file(folders, nets, tmp_path, capsys):
     assert capsys.readouterr().err == ""  # no deprecation warning for the user
     script_stats, module_stats = load_statistics(from_script), load_statistics(from_module)
     torch.testing.assert_close(script_stats.mu, module_stats.mu, rtol=1e-6, atol=1e-7)
-    assert script_stats.provenance.extractor == "tiny.pt (float input)"
+    assert script_stats.provenance.extractor == "tiny.pt"
     assert script_stats.provenance.weights_sha256 == module_stats.provenance.weights_sha256
 
     state_dict = tmp_path / "state.pt"
@@ -293,7 +298,7 @@ def test_module_spec_from_pythonpath_in_a_subprocess(folders, nets_dir, tmp_path
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["num_samples"] == 9
-    assert load_statistics(out).provenance.extractor == f"{MODULE}:tiny (float input)"
+    assert load_statistics(out).provenance.extractor == f"{MODULE}:tiny"
 
 
 # Provenance: statistics of another network, weights or input are refused -----------------------------------
@@ -315,7 +320,7 @@ def tiny_stats(folders, nets, tmp_path, capsys):
     ("first", "second", "field"),
     [
         (("tiny", "float"), ("other", "float"), "weights_sha256"),  # the same class with other weights
-        (("tiny", "float"), ("tiny", "uint8"), "extractor"),  # the same network given other input
+        (("tiny", "float"), ("tiny", "uint8"), "feature_input"),  # the same network given other input
     ],
 )
 def test_statistics_of_another_extractor_are_refused(tiny_stats, capsys, first, second, field):

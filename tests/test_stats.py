@@ -1,5 +1,7 @@
+import dataclasses
 import os
 import re
+import warnings
 import zipfile
 
 import numpy as np
@@ -7,7 +9,13 @@ import pytest
 import torch
 
 from lightning_genmetrics import FrechetDistance, FrechetInceptionDistance
-from lightning_genmetrics.stats import Provenance, ReferenceStatistics, load_statistics, save_statistics
+from lightning_genmetrics.stats import (
+    Provenance,
+    ReferenceStatistics,
+    check_compatible,
+    load_statistics,
+    save_statistics,
+)
 from tests.helpers import TinyFeatureNet
 
 
@@ -189,6 +197,53 @@ def test_the_hand_written_format_matches_ours(rng, tmp_path):
     loaded = load_statistics(path)
     assert loaded.provenance.num_samples == 30
     np.testing.assert_array_equal(loaded.sigma.numpy(), np.cov(x, rowvar=False))
+
+
+# feature_input: what the extractor received ---------------------------------------------------------------
+
+
+def test_files_written_before_feature_input_existed_load_as_they_meant(rng, tmp_path):
+    x = rng.standard_normal((30, 4))
+    mu, sigma = x.mean(0), np.cov(x, rowvar=False)
+    # The command line recorded a --feature network's input in the extractor's name.
+    for kind in ("float", "uint8"):
+        old = _write_ours(tmp_path / f"{kind}.npz", mu, sigma, _provenance(extractor=f"nets.py:tiny ({kind} input)"))
+        provenance = load_statistics(old).provenance
+        assert (provenance.extractor, provenance.feature_input) == ("nets.py:tiny", kind)
+        new = Provenance(extractor="nets.py:tiny", weights_sha256="ab" * 32, layer="2048", resize="tf1")
+        assert provenance.differences(dataclasses.replace(new, feature_input=kind)) == []
+        other = "uint8" if kind == "float" else "float"
+        assert provenance.differences(dataclasses.replace(new, feature_input=other)) == [
+            f"feature_input: {kind!r} != {other!r}"
+        ]
+    # Everything else did not record it: unknown, not compared and not warned about.
+    plain = load_statistics(_write_ours(tmp_path / "plain.npz", mu, sigma, _provenance()))
+    assert plain.provenance.feature_input == "unknown"
+    assert plain.provenance.unknown_fields() == []
+    recorded = dataclasses.replace(plain.provenance, feature_input="uint8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_compatible(recorded, plain.provenance, what="statistics")
+    # A record that has the field keeps its extractor's name as it is, whatever it looks like.
+    named = _provenance(extractor="odd (float input)", feature_input="uint8")
+    kept = load_statistics(_write_ours(tmp_path / "named.npz", mu, sigma, named)).provenance
+    assert (kept.extractor, kept.feature_input) == ("odd (float input)", "uint8")
+
+
+def test_feature_input_round_trips_and_is_compared_like_the_other_fields(rng, tmp_path):
+    stats = _stats(rng, **_provenance(feature_input="float"), num_samples=40)
+    loaded = load_statistics(save_statistics(tmp_path / "s.npz", stats))
+    assert loaded.provenance == stats.provenance
+    with pytest.raises(ValueError, match=r"feature_input: 'as_given' != 'float'.*allow_provenance_mismatch=True"):
+        check_compatible(dataclasses.replace(stats.provenance, feature_input="as_given"), loaded.provenance, what="x")
+    check_compatible(
+        dataclasses.replace(stats.provenance, feature_input="as_given"),
+        loaded.provenance,
+        what="x",
+        allow_mismatch=True,
+    )
+    with pytest.raises(TypeError, match="`feature_input`"):
+        Provenance(feature_input=None)
 
 
 @pytest.mark.parametrize(
