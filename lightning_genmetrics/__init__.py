@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on f
         CLIPImageEncoder,
         DINOv2Encoder,
         FIDInceptionV3,
+        ImageBatch,
         ImageFeatures,
         images_to_uint8,
     )
@@ -107,6 +108,7 @@ __all__ = [
     "FrechetInceptionDistanceInfinity",
     "GANSampler",
     "GenerativeMetricsCallback",
+    "ImageBatch",
     "ImageFeatures",
     "InceptionScore",
     "KernelInceptionDistance",

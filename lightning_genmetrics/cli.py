@@ -398,7 +398,8 @@ class _Features:
             fields = ImageFeatures(self.network()).provenance_fields()
             if self.label is not None:
                 fields["extractor"] = self.label
-            self._provenance = Provenance(**fields, feature_input=self.receives, package_version=__version__)
+            fields["feature_input"] = self.receives
+            self._provenance = Provenance(**fields, package_version=__version__)
         return self._provenance
 
     def statistics(self, source: Any) -> ReferenceStatistics:

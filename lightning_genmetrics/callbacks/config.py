@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from lightning_genmetrics.callbacks.plug import MetricPlug, update_parameters
 from lightning_genmetrics.callbacks.real_side import keeps_statistics
 from lightning_genmetrics.callbacks.reconstruction import RECONSTRUCTION_METRICS
-from lightning_genmetrics.callbacks.registry import BUILT_IN, RESERVED_KWARGS
+from lightning_genmetrics.callbacks.registry import BUILT_IN, RESERVED_KWARGS, choose_encoders
 from lightning_genmetrics.callbacks.sharding import known_sample_count
 from lightning_genmetrics.features.preprocess import InputRange, batch_to_images, check_input_range, images_to_uint8
 from lightning_genmetrics.samplers.base import MAX_SAMPLES, sampler_output_range
@@ -292,16 +292,37 @@ class CallbackConfig:
             raise misconfigured(
                 "metric_kwargs", metric_kwargs, f"free of the callback-managed {sorted(RESERVED_KWARGS)}"
             )
-        return {name: dict(kwargs) for name, kwargs in metric_kwargs.items()}
+        checked = {name: dict(kwargs) for name, kwargs in metric_kwargs.items()}
+        try:
+            # The encoder options (feature, weights_path, verify_weights, antialias), checked without building.
+            choose_encoders(self.builtin_names, self.feature_extractor, checked)
+        except (TypeError, ValueError) as error:
+            raise MisconfigurationException(f"Invalid `metric_kwargs`: {error}") from error
+        return checked
 
     def _check_subset_sizes(self) -> None:
-        """A metric drawing subsets of ``subset_size`` samples (KID) needs that many generated samples."""
+        """A metric drawing subsets of ``subset_size`` samples (KID) needs that many generated samples; one with
+        ``k``-nearest-neighbour radii (precision/recall) ``k + 1``; one fitting FD over nested subsets whose
+        smallest holds a share ``min_fraction`` (FD∞) ``2 / min_fraction`` (two samples expected in it)."""
         for name in self.metric_names:
             subset_size = self._metric_attribute(name, "subset_size")
             if isinstance(subset_size, int) and subset_size > self.num_samples:
                 raise MisconfigurationException(
                     f"Metric {name!r}: `subset_size` ({subset_size}) exceeds `num_samples` ({self.num_samples}); "
                     f"pass metric_kwargs={{{name!r}: {{'subset_size': ...}}}} (or build it) with at most num_samples."
+                )
+            k = self._metric_attribute(name, "k")
+            if isinstance(k, int) and k + 1 > self.num_samples:
+                raise MisconfigurationException(
+                    f"Metric {name!r}: k-nearest-neighbour radii with `k`={k} need at least {k + 1} generated "
+                    f"samples, got `num_samples`={self.num_samples}."
+                )
+            fraction = self._metric_attribute(name, "min_fraction")
+            if isinstance(fraction, float) and 0 < fraction < 1 and self.num_samples * fraction < 2:
+                raise MisconfigurationException(
+                    f"Metric {name!r}: its smallest subset holds a share `min_fraction`={fraction:g} of the samples "
+                    f"and needs 2 of them: `num_samples` must be at least {math.ceil(2 / fraction)} (thousands for a "
+                    f"meaningful fit), got {self.num_samples}."
                 )
 
     def _check_real(self, real: Any) -> tuple[DataLoader | None, ReferenceStatistics | None]:
@@ -409,6 +430,12 @@ class CallbackConfig:
                     f"Metric {plug.name!r}: `subset_size` ({subset_size}) exceeds the {count} real images of "
                     f"`real`; pass metric_kwargs={{{plug.name!r}: {{'subset_size': ...}}}} (or build it) with at "
                     f"most {count}."
+                )
+            k = getattr(plug.metric, "k", None)
+            if plug.takes_real and isinstance(k, int) and count is not None and k + 1 > count:
+                raise MisconfigurationException(
+                    f"Metric {plug.name!r}: k-nearest-neighbour radii with `k`={k} need at least {k + 1} real "
+                    f"images, got a DataLoader of {count}."
                 )
         try:
             # Iterating a DataLoader draws its base seed from the global RNG, which training must not see.

@@ -48,7 +48,9 @@ class GenerativeMetricsCallback(Callback):
     **Any metric** plugs in (see :mod:`~lightning_genmetrics.callbacks.plug`): a scalar result is logged as
     ``{prefix}{name}``, a ``(mean, std)`` pair as ``{prefix}{name}`` and ``{prefix}{name}_std``, a dict as
     ``{prefix}{name}/{key}``; ``best`` and the best guidance strength follow each metric's ``higher_is_better``.
-    The built-in names log ``{prefix}fid``, ``{prefix}is`` (``_std``), ``{prefix}kid`` (``_std``); a
+    The built-in names log ``{prefix}fid``, ``{prefix}is`` (``_std``), ``{prefix}kid`` (``_std``), ``{prefix}sfid``,
+    ``{prefix}fd_dinov2``, ``{prefix}precision_recall/{precision,recall,density,coverage}``, ``{prefix}cmmd``,
+    ``{prefix}fd_infinity`` (see :mod:`~lightning_genmetrics.callbacks.registry`); a
     ``classifier`` adds ``accuracy``, ``balanced_accuracy``, ``auroc``; a ``segmenter`` ``miou``,
     ``pixel_accuracy``, ``mdice``; ``reconstruct`` ``recon/<metric>``; and ``eval_seconds`` with its split
     ``seconds/real``, ``seconds/sampling``, ``seconds/features``, ``seconds/compute`` (``seconds/reconstruction``).
@@ -58,20 +60,25 @@ class GenerativeMetricsCallback(Callback):
     validation loop (where ``ModelCheckpoint`` reads it), else in ``on_train_epoch_end``; a step evaluation in
     ``on_train_batch_end``, sent to the loggers at its step and put in ``trainer.callback_metrics``. With a
     validation loop and ``every_n_epochs > 1``, give ``ModelCheckpoint`` the same ``every_n_epochs``. Rank 0 sends
-    a grid of the first ``num_images`` samples and the figures (a PCA of real vs generated features, and over a
-    guidance sweep the trade-off of the first two metrics; matplotlib, the ``plots`` extra) at the same step.
+    a grid of the first ``num_images`` samples and the figures (a PCA of real vs generated features, over a
+    guidance sweep the trade-off of the first two metrics, and the panels of
+    :mod:`~lightning_genmetrics.callbacks.panels`: a classifier's ROC curves and confusion matrix, rows of mask |
+    sample | predicted | disagreement with per-class IoU for a segmenter, rows of input | reconstruction | error;
+    matplotlib, the ``plots`` extra) at the same step.
 
     Args:
         sampler: a sampler (anything with an ``output_range`` called as ``sampler(n, generator=..., device=...,
             labels=None)``), or a function ``pl_module -> sampler`` called at ``setup`` (useful under ``ddp_spawn``).
         real: a ``DataLoader`` of real images in a fixed order, a statistics file path, or ``ReferenceStatistics``;
             ``None`` when no metric takes real images.
-        metrics: built-in names among ``"fid"``, ``"is"``, ``"kid"``, a mapping ``{name: metric}`` of any
+        metrics: built-in names among ``"fid"``, ``"is"``, ``"kid"``, ``"sfid"``, ``"fd_dinov2"``,
+            ``"precision_recall"``, ``"cmmd"``, ``"fd_infinity"``, a mapping ``{name: metric}`` of any
             ``torchmetrics.Metric`` instances, or a sequence mixing both in the order wanted, e.g.
             ``("fid", {"sharpness": Sharpness()})``; may be empty when another evaluation is configured.
-        feature_extractor: for the built-in metrics: ``None`` for the standard FID InceptionV3 (one network for
-            all: pool features for FID/KID, logits for IS), any ``nn.Module``, or a mapping from built-in names to
-            modules (or ``None``) (see :class:`~lightning_genmetrics.ClassifierFeatures`).
+        feature_extractor: for the built-in metrics: ``None`` for each one's standard encoder (one instance per
+            encoder: one FID InceptionV3 for FID, IS, KID, sFID, FD∞ and precision/recall, one DINOv2, one CLIP),
+            any ``nn.Module``, or a mapping from built-in names to modules (or ``None``) (see
+            :class:`~lightning_genmetrics.ClassifierFeatures`).
         every_n_epochs: evaluate after epochs ``n - 1, 2n - 1, ...`` (0-based); ``None`` for no epoch cadence.
         every_n_steps: also evaluate after every ``n``-th optimizer step; ``None`` for no step cadence.
         evaluate_on_last_epoch: also evaluate after the last epoch (``max_epochs``) when it is off the cadence.
@@ -81,13 +88,16 @@ class GenerativeMetricsCallback(Callback):
         prefix: prefix of the logged keys.
         log_images: log an image grid of the first ``num_images`` samples.
         num_images: the number of images in the grid.
-        log_figures: log the PCA and trade-off figures.
+        log_figures: log the PCA, trade-off and panel figures (a panel shows up to 8 of the first ``num_images``).
         progress_bar: show a progress bar over sampling batches (rank 0, when the trainer shows one).
         real_input_range: the range of float real images (and reconstruction inputs), ``(0, 1)`` or ``(-1, 1)``;
             ``None`` means the sampler's ``output_range``. uint8 real images are always accepted.
         cache_dir: a folder for the real statistics cache (written by global rank 0 only), or ``None``.
         metric_kwargs: extra constructor arguments per built-in or reconstruction metric name, e.g.
-            ``{"is": {"splits": 10}, "lpips": {"net_type": "vgg"}}``.
+            ``{"is": {"splits": 10}, "lpips": {"net_type": "vgg"}}``; for a built-in metric also its encoder's
+            ``weights_path`` and ``verify_weights`` (shared by every metric on that encoder), ``antialias``, and
+            where it may read another encoder ``feature`` (e.g. ``{"precision_recall": {"feature":
+            "dinov2-vitl14"}}``).
         guidance: a sweep of a guided sampler's strengths (a sampler with ``guidance``, ``null_label`` and
             ``num_classes``): each ``w`` is evaluated on the same noise and logged as ``{prefix}<key>/w=<w>``, with
             one grid each; ``{prefix}best_w`` is the best strength, whose values are also logged unsuffixed.
@@ -115,7 +125,9 @@ class GenerativeMetricsCallback(Callback):
         MisconfigurationException: an argument of the wrong type or value (the message names it and the value);
             at ``setup``, before the first training step: an empty or too small real loader, a ``subset_size``
             above the real set's size, a first real batch outside ``real_input_range``, a ``cache_dir`` that is a
-            file, a guidance sweep without a guided sampler, a classifier without a known class count.
+            file, a guidance sweep without a guided sampler, a classifier without a known class count, a built-in
+            metric or encoder that cannot be built (``metric_kwargs`` it does not take, weights that are not
+            available offline: the encoder's message says which file is needed and where to put it).
 
     Example:
         >>> import torch
@@ -359,4 +371,6 @@ class GenerativeMetricsCallback(Callback):
         reporter.record(trainer, values, plan.directions(), ema=weights == "ema", stage=stage)
         if trainer.is_global_zero:
             reporter.log_grids(trainer, result.grids, sampler_output_range(self.sampler), step)
-        reporter.log_figures(trainer, values, result.projection, plan.tradeoff_pair(), config.guidance, step)
+        reporter.log_figures(
+            trainer, values, result.projection, plan.tradeoff_pair(), config.guidance, step, result.panels
+        )

@@ -5,7 +5,8 @@
   part alone, a uint8 ``[3, H, W]`` grid that needs no matplotlib.
 - :func:`classifier_figures`: a classifier judge's one-vs-rest ROC curves (from an
   :class:`~lightning_genmetrics.metrics.AUROC`'s ``roc()``) and its confusion matrix of conditioning labels vs
-  predicted classes (from the ``[C, C]`` counts a ``SegmentationMetrics`` keeps), two ``Figure`` objects.
+  predicted classes (from the ``[C, C]`` counts a ``SegmentationMetrics`` keeps), two ``Figure`` objects;
+  :func:`roc_figure` and :func:`confusion_figure` draw one each.
 - :func:`reconstruction_panel`: rows of input | reconstruction | error map (a ``Figure``);
   :func:`reconstruction_errors` gives the map.
 
@@ -41,6 +42,8 @@ AGREE, DISAGREE = 230, 0
 SEGMENTATION_COLUMNS = ("mask", "sample", "predicted", "disagreement")
 # Above this many classes the ROC legend and the confusion matrix's numbers would be unreadable: left out.
 MAX_ANNOTATED_CLASSES = 20
+# The most rows the callback's panels show (the first samples of rank 0): more would make a figure too tall to read.
+PANEL_ROWS = 8
 _GOLDEN = (math.sqrt(5) - 1) / 2
 _PADDING = 2
 _CELL_INCHES = 1.2
@@ -325,6 +328,82 @@ def row_normalized(confusion: Tensor) -> Tensor:
     return counts / counts.sum(dim=1, keepdim=True).clamp(min=1.0)
 
 
+def roc_figure(roc: Any, *, title: str | None = None) -> Figure:
+    """The one-vs-rest ROC curves of :func:`classifier_figures` alone (its ``"roc"`` figure).
+
+    Raises:
+        TypeError, ValueError: ``roc`` as :func:`classifier_figures` refuses it.
+        ModuleNotFoundError: matplotlib is not installed.
+
+    Example:
+        >>> fpr, tpr = [torch.tensor([0.0, 0.0, 1.0])] * 2, [torch.tensor([0.0, 1.0, 1.0])] * 2
+        >>> roc_figure((fpr, tpr, None), title="epoch 1").axes[0].get_title()
+        'epoch 1: one-vs-rest ROC (mean AUC 1.000)'
+    """
+    fpr, tpr = _curves(roc)
+    num_classes = len(fpr)
+    areas = torch.stack([roc_to_auroc(x, y) for x, y in zip(fpr, tpr, strict=True)])
+    _require_matplotlib()
+    from matplotlib.figure import Figure
+
+    prefix = "" if title is None else f"{title}: "
+    colors = (class_colors(num_classes).double() / 255).tolist()
+    figure = Figure(figsize=(5.5, 4.5), layout="constrained")
+    ax = figure.add_subplot()
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)
+    for k in range(num_classes):
+        area = areas[k].item()
+        label = f"class {k}: AUC {area:.3f}" if math.isfinite(area) else f"class {k}: AUC n/a"
+        ax.plot(fpr[k].tolist(), tpr[k].tolist(), color=colors[k], label=label)
+    defined = areas[~torch.isnan(areas)]
+    mean = f"{defined.mean().item():.3f}" if defined.numel() else "n/a"
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="false positive rate", ylabel="true positive rate")
+    ax.set_title(f"{prefix}one-vs-rest ROC (mean AUC {mean})")
+    if num_classes <= MAX_ANNOTATED_CLASSES:
+        ax.legend(loc="lower right", fontsize="small", ncols=1 + num_classes // 11)
+    return figure
+
+
+def confusion_figure(confusion: Tensor, *, title: str | None = None) -> Figure:
+    """The confusion matrix of :func:`classifier_figures` alone (its ``"confusion"`` figure), of ``[C, C]`` counts.
+
+    Raises:
+        TypeError: ``confusion`` not an integer tensor.
+        ValueError: ``confusion`` not ``[C, C]`` non-negative counts.
+        ModuleNotFoundError: matplotlib is not installed.
+
+    Example:
+        >>> confusion_figure(torch.tensor([[3, 1], [0, 4]])).axes[0].get_title()
+        'confusion (accuracy 0.875)'
+    """
+    check_tensor(confusion, "confusion")
+    if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1]:
+        raise ValueError(f"Expected `confusion` to have shape [C, C], got shape {tuple(confusion.shape)}.")
+    num_classes = confusion.shape[0]
+    counts = _check_confusion(confusion, num_classes)
+    _require_matplotlib()
+    from matplotlib.figure import Figure
+
+    prefix = "" if title is None else f"{title}: "
+    fractions = row_normalized(counts)
+    figure = Figure(figsize=(5.5, 4.5), layout="constrained")
+    ax = figure.add_subplot()
+    image = ax.imshow(fractions.numpy(), cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+    figure.colorbar(image, ax=ax, label="fraction of the label's samples")
+    if num_classes <= MAX_ANNOTATED_CLASSES:
+        for (i, j), count in zip(
+            torch.cartesian_prod(*[torch.arange(num_classes)] * 2).tolist(), counts.flatten().tolist(), strict=True
+        ):
+            dark = fractions[i, j].item() > 0.5
+            ax.text(j, i, str(int(count)), ha="center", va="center", color="white" if dark else "black")
+        ax.set_xticks(range(num_classes))
+        ax.set_yticks(range(num_classes))
+    accuracy = counts.diagonal().sum().item() / max(counts.sum().item(), 1)
+    ax.set(xlabel="predicted class", ylabel="conditioning label")
+    ax.set_title(f"{prefix}confusion (accuracy {accuracy:.3f})")
+    return figure
+
+
 def classifier_figures(roc: Any, confusion: Tensor, *, title: str | None = None) -> dict[str, Figure]:
     """A classifier judge's one-vs-rest ROC curves and its confusion matrix, from the state of its metrics.
 
@@ -359,46 +438,10 @@ def classifier_figures(roc: Any, confusion: Tensor, *, title: str | None = None)
         >>> [text.get_text() for text in figures["roc"].axes[0].get_legend().get_texts()]
         ['class 0: AUC 1.000', 'class 1: AUC 1.000']
     """
-    fpr, tpr = _curves(roc)
-    num_classes = len(fpr)
-    counts = _check_confusion(confusion, num_classes)
-    areas = torch.stack([roc_to_auroc(x, y) for x, y in zip(fpr, tpr, strict=True)])
-    _require_matplotlib()
-    from matplotlib.figure import Figure
-
-    prefix = "" if title is None else f"{title}: "
-    colors = (class_colors(num_classes).double() / 255).tolist()
-    roc_figure = Figure(figsize=(5.5, 4.5), layout="constrained")
-    ax = roc_figure.add_subplot()
-    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)
-    for k in range(num_classes):
-        area = areas[k].item()
-        label = f"class {k}: AUC {area:.3f}" if math.isfinite(area) else f"class {k}: AUC n/a"
-        ax.plot(fpr[k].tolist(), tpr[k].tolist(), color=colors[k], label=label)
-    defined = areas[~torch.isnan(areas)]
-    mean = f"{defined.mean().item():.3f}" if defined.numel() else "n/a"
-    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="false positive rate", ylabel="true positive rate")
-    ax.set_title(f"{prefix}one-vs-rest ROC (mean AUC {mean})")
-    if num_classes <= MAX_ANNOTATED_CLASSES:
-        ax.legend(loc="lower right", fontsize="small", ncols=1 + num_classes // 11)
-
-    fractions = row_normalized(counts)
-    confusion_figure = Figure(figsize=(5.5, 4.5), layout="constrained")
-    ax = confusion_figure.add_subplot()
-    image = ax.imshow(fractions.numpy(), cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
-    confusion_figure.colorbar(image, ax=ax, label="fraction of the label's samples")
-    if num_classes <= MAX_ANNOTATED_CLASSES:
-        for (i, j), count in zip(
-            torch.cartesian_prod(*[torch.arange(num_classes)] * 2).tolist(), counts.flatten().tolist(), strict=True
-        ):
-            dark = fractions[i, j].item() > 0.5
-            ax.text(j, i, str(int(count)), ha="center", va="center", color="white" if dark else "black")
-        ax.set_xticks(range(num_classes))
-        ax.set_yticks(range(num_classes))
-    accuracy = counts.diagonal().sum().item() / max(counts.sum().item(), 1)
-    ax.set(xlabel="predicted class", ylabel="conditioning label")
-    ax.set_title(f"{prefix}confusion (accuracy {accuracy:.3f})")
-    return {"roc": roc_figure, "confusion": confusion_figure}
+    fpr, _ = _curves(roc)
+    # Both checked before either is drawn: a bad confusion matrix leaves no half-made pair behind.
+    _check_confusion(confusion, len(fpr))
+    return {"roc": roc_figure(roc, title=title), "confusion": confusion_figure(confusion, title=title)}
 
 
 def _check_pair(inputs: Any, reconstructions: Any) -> None:

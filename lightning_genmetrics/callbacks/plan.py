@@ -3,7 +3,8 @@
 An evaluation makes the real side ready, runs the generation and conditional-masks phases on the sampler (or, with
 ``guidance``, on a copy of it per strength, each logged with a ``/w=<w>`` suffix; the best strength's values are
 also logged unsuffixed, with ``best_w``), then the reconstruction phase. What "best" means for every value comes
-from its metric's ``higher_is_better``.
+from its metric's ``higher_is_better``. The phases' panels (a classifier's ROC curves and confusion matrix, the
+segmentation and reconstruction panels) are handed on by tag, with the same ``/w=<w>`` suffix in a sweep.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from torch import nn
 
+from lightning_genmetrics.callbacks import panels
 from lightning_genmetrics.callbacks.conditional import ClassFidelity, MaskFidelity
 from lightning_genmetrics.callbacks.config import CallbackConfig
 from lightning_genmetrics.callbacks.phases.generation import Generation
@@ -106,7 +108,9 @@ class EvaluationPlan:
         result = self._run_sampler(context, self.sampler, "") if self.guidance is None else self._sweep(context)
         self.real.cache_root(context.trainer, self.plugs)
         if self.reconstruction is not None:
-            result.values.update(self.reconstruction.run(context).values)
+            reconstruction = self.reconstruction.run(context)
+            result.values.update(reconstruction.values)
+            result.panels.update(reconstruction.panels)
         return result
 
     def _run_sampler(self, context: EvaluationContext, sampler: Any, label: str) -> PhaseResult:
@@ -114,7 +118,9 @@ class EvaluationPlan:
         if self.generation is not None:
             result = self.generation.run(context, sampler, label)
         if self.masks is not None:
-            result.values.update(self.masks.run(context, sampler, label).values)
+            masks = self.masks.run(context, sampler, label)
+            result.values.update(masks.values)
+            result.panels.update(masks.panels)
         return result
 
     def _sweep(self, context: EvaluationContext) -> PhaseResult:
@@ -128,6 +134,7 @@ class EvaluationPlan:
             suffix = f"/w={w:g}"
             swept.values.update({f"{name}{suffix}": value for name, value in per_w[w].values.items()})
             swept.grids.update({f"{suffix}": images for images in per_w[w].grids.values()})
+            swept.panels.update({f"{tag}{suffix}": _titled(draw, w) for tag, draw in per_w[w].panels.items()})
         best_w = self.best_guidance({w: result.values for w, result in per_w.items()})
         swept.values.update(per_w[best_w].values)
         swept.values["best_w"] = best_w
@@ -162,6 +169,11 @@ class EvaluationPlan:
         return max(per_w, key=score)
 
 
+def _titled(draw: Callable[[str], Any], w: float) -> Callable[[str], Any]:
+    """``draw`` with the guidance strength added to its title."""
+    return lambda title: draw(f"{title}, w={w:g}")
+
+
 def build_plan(
     config: CallbackConfig,
     sampler: Any,
@@ -190,15 +202,19 @@ def build_plan(
     if plugs or classifier is not None:
         num_images = config.num_images if config.log_images else 0
         generation = Generation(plugs, classifier, output_range, num_images, figures_wanted)
+    # The panels show rank 0's first samples, at most PANEL_ROWS of them, when figures are drawn.
+    rows = min(config.num_images, panels.PANEL_ROWS)
     masks = None
     if config.segmenter is not None:
         fidelity = MaskFidelity(config.segmenter, config.num_mask_classes, output_range)
-        masks = MaskConditioning(fidelity, config.masks)
+        masks = MaskConditioning(fidelity, config.masks, panel_rows=rows, figures_wanted=figures_wanted)
     reconstruction = None
     if config.reconstruct is not None:
         kwargs = {name: config.metric_kwargs.get(name, {}) for name in config.reconstruction_metrics}
         quality = ReconstructionQuality(config.reconstruction_metrics, real.input_range, kwargs)
-        reconstruction = Reconstruction(quality, config.reconstruction_data, config.reconstruct)
+        reconstruction = Reconstruction(
+            quality, config.reconstruction_data, config.reconstruct, panel_rows=rows, figures_wanted=figures_wanted
+        )
     return EvaluationPlan(
         sampler, real, generation, masks, reconstruction, config.guidance, config.best_guidance_by, warn_once
     )

@@ -7,6 +7,10 @@ The callback asks the metric, never a table:
   images once, then the generated ones at every evaluation; with a ``sample_ids`` parameter it is given each
   sample's global index (our seeded Inception Score and KID assign samples to splits and subsets by it, so the
   value does not depend on the number of ranks). Images are uint8 ``[N, 3, H, W]``.
+- its ``accepts_image_batch``: ``True`` (the library's image metrics; a metric of one's own may declare it) means
+  its ``update`` takes a :class:`~lightning_genmetrics.features.ImageBatch` in place of the images, and is given
+  the batch every metric of the evaluation reads: converted to uint8 once, with one pass per batch of each network
+  the metrics share. Any other metric is given the batch's uint8 tensor.
 - its ``reset_real_features``: ``False`` means ``reset()`` keeps the real side; otherwise the real side's states
   are saved once fed and restored after every ``reset()``, so the real images are still read once per run.
 - the shape of its ``compute()``: a scalar is logged as ``{name}``, a ``(mean, std)`` pair as ``{name}`` and
@@ -24,6 +28,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from lightning_genmetrics.features.batch import ImageBatch
 
 
 def update_parameters(metric: Any) -> frozenset[str]:
@@ -77,7 +83,8 @@ def _copy_state(value: Any) -> Any:
 
 
 class MetricPlug:
-    """One metric as the callback drives it: fed uint8 images, reset between evaluations, its result flattened.
+    """One metric as the callback drives it: fed uint8 images (an ``ImageBatch`` where it accepts one), reset
+    between evaluations, its result flattened.
 
     Args:
         name: the metric's name: the logged keys start with it.
@@ -91,8 +98,8 @@ class MetricPlug:
         ...     def update(self, images):
         ...         super().update(images.float().mean())
         >>> plug = MetricPlug("brightness", Brightness())
-        >>> plug.takes_real, plug.takes_ids
-        (False, False)
+        >>> plug.takes_real, plug.takes_ids, plug.takes_batch
+        (False, False, False)
         >>> plug.update_generated(torch.full((2, 3, 4, 4), 51, dtype=torch.uint8), torch.arange(2))
         >>> plug.compute(), plug.directions()
         ({'brightness': 51.0}, {'brightness': True})
@@ -104,6 +111,7 @@ class MetricPlug:
         parameters = update_parameters(metric)
         self.takes_real = "real" in parameters
         self.takes_ids = "sample_ids" in parameters
+        self.takes_batch = getattr(metric, "accepts_image_batch", False) is True
         self._keys = _annotated_keys(name, metric)
         self._real_state: dict[str, Any] | None = None
         # Under `ddp_spawn` a metric built in the launching process reaches every rank with its state tensors in
@@ -116,23 +124,28 @@ class MetricPlug:
         """Whether ``reset()`` leaves the real side in place (``reset_real_features=False``)."""
         return getattr(self.metric, "reset_real_features", True) is False
 
-    def update_real(self, images: Tensor) -> None:
-        """Add real uint8 images ``[N, 3, H, W]``."""
-        self.metric.update(images, real=True)
+    def update_real(self, images: Tensor | ImageBatch) -> None:
+        """Add real uint8 images ``[N, 3, H, W]`` (or an ``ImageBatch`` of them)."""
+        self.metric.update(self._images(images), real=True)
 
     def real_side_fed(self) -> None:
         """The real images are all in: remember the real side's states when ``reset()`` would drop them."""
         if not self.keeps_real_on_reset:
             self._real_state = {name: _copy_state(value) for name, value in self.metric.metric_state.items()}
 
-    def update_generated(self, images: Tensor, ids: Tensor) -> None:
-        """Add generated uint8 images ``[N, 3, H, W]`` whose global sample indices are ``ids``."""
+    def update_generated(self, images: Tensor | ImageBatch, ids: Tensor) -> None:
+        """Add generated uint8 images ``[N, 3, H, W]`` (or an ``ImageBatch`` of them) whose global sample indices
+        are ``ids``."""
         kwargs: dict[str, Any] = {}
         if self.takes_real:
             kwargs["real"] = False
         if self.takes_ids:
             kwargs["sample_ids"] = ids
-        self.metric.update(images, **kwargs)
+        self.metric.update(self._images(images), **kwargs)
+
+    def _images(self, images: Tensor | ImageBatch) -> Tensor | ImageBatch:
+        """What the metric's ``update`` takes: the batch itself where it accepts one, else its uint8 tensor."""
+        return images.uint8 if isinstance(images, ImageBatch) and not self.takes_batch else images
 
     def reset_generated(self) -> None:
         """Forget the generated side; the real side (when the metric takes one) stays as it was fed."""

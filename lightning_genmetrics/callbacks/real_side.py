@@ -5,22 +5,28 @@ One object owns what the comparison needs from the real data: one sharded pass o
 metric's readiness, and the disk cache, where every file is read by global rank 0 and sent to the other ranks
 (which need not share its file system) and written by global rank 0 alone.
 
-What a metric can cache is read off the metric, not its name:
+What a metric can cache is read off the metric, not its name, and written in the one artifact format of
+:mod:`lightning_genmetrics.stats` (checksummed, with the provenance of the metric's extractor):
 
-- ``real_statistics()`` and ``load_real_statistics(statistics)`` (our FID): its real Gaussian, as a statistics
-  file ``real-statistics-<key>.npz``; with ``real_sqrt()`` and ``load_real_sqrt(root)`` also the covariance's
-  square root, ``real-root-<key>.npz``, written after the first evaluation computed it;
-- ``real_reservoir()`` and ``load_real_reservoir(state)`` (our KID): its bounded reservoir of real features,
-  ``real-kid-<key>.npz``, loaded on rank 0 alone (synchronisation merges it into every rank's value).
+- ``real_statistics()`` and ``load_real_statistics(statistics)`` (our FID, FD_DINOv2, sFID, FD∞): its real Gaussian,
+  as a statistics file ``real-statistics-<key>.npz``; with ``real_sqrt()`` (``real_statistics(with_root=True)``)
+  the file is written again with the covariance's square root ``sigma_root`` once the first evaluation computed
+  it, so a new run skips the eigendecomposition (a file without it loads all the same);
+- ``real_reservoir()`` and ``load_real_reservoir(state)`` (our KID, precision/recall with its k-NN radii, CMMD): its
+  bounded reservoir of real features, an artifact ``real-<name>-<key>.npz`` of kind ``real_reservoir/<class>``,
+  loaded on rank 0 alone (synchronisation merges it into every rank's value).
 
-The key hashes the data fingerprint, the metric extractor's provenance (``metric.extractor.provenance_fields()``)
-and the protocol version; a reservoir's key also its ``max_samples`` and ``seed``. A cache file that cannot be read
-is recomputed and rewritten, one that cannot be written is skipped, each with a warning: the cache never ends the
-run. Other metrics that take real images (torchmetrics' FID and KID) are fed them in the same pass, once per run.
+The key hashes the data fingerprint, the metric extractor's provenance (``metric.extractor.provenance_fields()``:
+the encoder, a hash of its weights, its layer and resize) and the protocol version; a reservoir's key also the
+metric's class and its ``max_samples``, ``seed`` and ``k``. Metrics with the same key share a file (FID and FD∞ on
+one Inception). A cache file that cannot be read (or holds another extractor's features) is recomputed and
+rewritten, one that cannot be written is skipped, each with a warning: the cache never ends the run. Other metrics
+that take real images (torchmetrics' FID and KID) are fed them in the same pass, once per run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,20 +39,18 @@ from torch.utils.data import DataLoader
 
 from lightning_genmetrics.callbacks.plug import MetricPlug
 from lightning_genmetrics.callbacks.real_statistics import (
-    RESERVOIR,
-    kid_cache_key,
-    kid_cache_path,
-    load_tensors,
+    load_reservoir,
     read_real_images,
     real_cache_key,
     real_cache_path,
-    root_cache_path,
-    save_tensors,
+    reservoir_cache_key,
+    reservoir_kind,
+    reservoir_provenance,
 )
 from lightning_genmetrics.callbacks.sharding import RankShare
+from lightning_genmetrics.features.batch import ImageBatch
 from lightning_genmetrics.features.preprocess import InputRange
-from lightning_genmetrics.features.shared import shared_extraction
-from lightning_genmetrics.stats import ReferenceStatistics, load_statistics, save_statistics
+from lightning_genmetrics.stats import Provenance, ReferenceStatistics, load_statistics, save_artifact, save_statistics
 
 DataKey = tuple[str, int]
 
@@ -59,18 +63,14 @@ def keeps_statistics(metric: Any) -> bool:
 
 
 def keeps_reservoir(metric: Any) -> bool:
-    """Whether the metric's real side is a reservoir of features that can be saved and loaded (our KID)."""
+    """Whether the metric's real side is a reservoir of features that can be saved and loaded (our KID, PRDC,
+    CMMD)."""
     return callable(getattr(metric, "real_reservoir", None)) and callable(getattr(metric, "load_real_reservoir", None))
 
 
 def keeps_root(metric: Any) -> bool:
-    """Whether the metric computes a square root of the real covariance that can be saved and loaded."""
+    """Whether the metric computes a square root of the real covariance that its statistics can hold."""
     return callable(getattr(metric, "real_sqrt", None)) and callable(getattr(metric, "load_real_sqrt", None))
-
-
-def _provenance(metric: Any) -> dict[str, str] | None:
-    fields = getattr(getattr(metric, "extractor", None), "provenance_fields", None)
-    return fields() if callable(fields) else None
 
 
 class RealSide:
@@ -106,7 +106,12 @@ class RealSide:
         self.checkpoint_data_key: DataKey | None = None
         self._ready: set[str] = set()
         self._keys: dict[tuple[str, DataKey], str] = {}
-        self._root_cached = False
+        self._fields: dict[str, dict[str, str] | None] = {}
+        # Statistics files written or read without the covariance's root, and a metric that computes it.
+        self._without_root: dict[Path, MetricPlug] = {}
+        self._written: set[Path] = set()
+        # What this preparation received of each statistics file: metrics sharing one read it once.
+        self._received: dict[Path, Any] = {}
 
     # Readiness and keys -----------------------------------------------------------------------------------------
 
@@ -139,24 +144,32 @@ class RealSide:
             return None
         for keeps in (keeps_statistics, keeps_reservoir):
             for plug in plugs:
-                if keeps(plug.metric) and _provenance(plug.metric) is not None:
+                if keeps(plug.metric) and self._provenance(plug) is not None:
                     return self._statistics_key(plug)
         return None
 
+    def _provenance(self, plug: MetricPlug) -> dict[str, str] | None:
+        """The extractor's provenance fields, remembered: hashing its weights takes time (seconds for ViT-L/14)."""
+        if plug.name not in self._fields:
+            fields = getattr(getattr(plug.metric, "extractor", None), "provenance_fields", None)
+            self._fields[plug.name] = fields() if callable(fields) else None
+        return self._fields[plug.name]
+
     def _statistics_key(self, plug: MetricPlug) -> str:
-        """Remembered per data key: hashing the extractor's weights takes time."""
+        """Remembered per data key."""
         memo = (plug.name, self.data_key)
         if memo not in self._keys:
-            provenance = _provenance(plug.metric)
-            self._keys[memo] = real_cache_key(*self.data_key, provenance, self.input_range)
+            self._keys[memo] = real_cache_key(*self.data_key, self._provenance(plug), self.input_range)
         return self._keys[memo]
 
-    def _reservoir_key(self, plug: MetricPlug) -> str:
-        metric = plug.metric
-        return kid_cache_key(self._statistics_key(plug), getattr(metric, "max_samples", None), metric.seed)
+    def _statistics_path(self, plug: MetricPlug) -> Path:
+        return real_cache_path(self.cache_dir, self._statistics_key(plug))
+
+    def _reservoir_path(self, plug: MetricPlug) -> Path:
+        return real_cache_path(self.cache_dir, reservoir_cache_key(self._statistics_key(plug), plug.metric), plug.name)
 
     def _cacheable(self, plug: MetricPlug) -> bool:
-        return self.cache_dir is not None and _provenance(plug.metric) is not None
+        return self.cache_dir is not None and self._provenance(plug) is not None
 
     # The pass over the real data ----------------------------------------------------------------------------------
 
@@ -166,6 +179,7 @@ class RealSide:
         if not waiting:
             return
         cacheable = [plug for plug in waiting if self._cacheable(plug)]
+        self._received.clear()
         if cacheable:
             if self.data_key is None and self._cache_has_files(trainer):
                 self._read(trainer, device, None)  # fingerprint only, to look the files up
@@ -175,9 +189,9 @@ class RealSide:
             return
 
         def consume(uint8: Tensor) -> None:
-            with shared_extraction():
-                for plug in waiting:
-                    plug.update_real(uint8)
+            batch = ImageBatch(uint8, name="real images")  # one pass per batch of each network the metrics share
+            for plug in waiting:
+                plug.update_real(batch)
 
         self._read(trainer, device, consume)
         for plug in waiting:
@@ -189,12 +203,22 @@ class RealSide:
         if keeps_statistics(metric):
             statistics = metric.real_statistics()  # every rank: a collective
             if self._cacheable(plug):
-                path = real_cache_path(self.cache_dir, self._statistics_key(plug))
-                self._write(trainer, path, save_statistics, statistics)
+                path = self._statistics_path(plug)
+                # Metrics of one extractor (FID and FD∞ on one Inception) share the file: written once.
+                if path not in self._written and self._write(trainer, path, save_statistics, statistics):
+                    self._written.add(path)
+                if keeps_root(metric):
+                    self._without_root.setdefault(path, plug)
             metric.load_real_statistics(statistics)
         elif keeps_reservoir(metric) and self._cacheable(plug):
             reservoir = metric.real_reservoir()  # every rank: a collective
-            self._write(trainer, kid_cache_path(self.cache_dir, self._reservoir_key(plug)), save_tensors, reservoir)
+            kind = reservoir_kind(metric)
+            provenance = reservoir_provenance(metric, self._provenance(plug), reservoir)
+
+            def write(path: Path, content: dict[str, Tensor]) -> None:
+                save_artifact(path, content, kind=kind, provenance=provenance)
+
+            self._write(trainer, self._reservoir_path(plug), write, reservoir)
         plug.real_side_fed()
         self._ready.add(plug.name)
 
@@ -231,23 +255,46 @@ class RealSide:
         """Load ``plug``'s real side from the cache; whether it is ready (the same answer on every rank)."""
         metric = plug.metric
         if keeps_statistics(metric):
-            path = real_cache_path(self.cache_dir, self._statistics_key(plug))
-            loaded = self._load(trainer, path, load_statistics, metric.load_real_statistics, "real statistics")
-            if loaded and keeps_root(metric):
-                read_root = lambda file: load_tensors(file, ("root",))["root"]  # noqa: E731
-                path = root_cache_path(self.cache_dir, self._statistics_key(plug))
-                self._root_cached = self._load(trainer, path, read_root, metric.load_real_sqrt, "square root")
+            path = self._statistics_path(plug)
+            use = lambda statistics: self._use(plug, path, statistics)  # noqa: E731
+            loaded = self._load(trainer, path, load_statistics, use, "real statistics")
         elif keeps_reservoir(metric):
-            path = kid_cache_path(self.cache_dir, self._reservoir_key(plug))
-            read = lambda file: load_tensors(file, RESERVOIR)  # noqa: E731
+            path = self._reservoir_path(plug)
+            expected = Provenance(**self._provenance(plug))
+
+            def read(file: Path) -> dict[str, Tensor]:
+                return load_reservoir(file, kind=reservoir_kind(metric), expected=expected)
+
             # Rank 0 holds the whole reservoir, the others none: synchronisation merges them into the same set.
-            loaded = self._load(trainer, path, read, metric.load_real_reservoir, "KID real features", send=False)
+            what = f"real features of {plug.name!r}"
+            loaded = self._load(trainer, path, read, metric.load_real_reservoir, what, send=False)
         else:
             return False
         if loaded:
             plug.real_side_fed()
             self._ready.add(plug.name)
         return loaded
+
+    def _use(self, plug: MetricPlug, path: Path, statistics: ReferenceStatistics) -> None:
+        """Load cached statistics into ``plug``'s metric. A square root that does not fit them is dropped with a
+        warning (the statistics are used, the root recomputed and the file rewritten); one that fits spares the
+        eigendecomposition.
+
+        Raises:
+            TypeError, ValueError: statistics that do not fit the metric.
+        """
+        metric = plug.metric
+        try:
+            metric.load_real_statistics(statistics)
+        except (TypeError, ValueError) as error:
+            if statistics.sigma_root is None:
+                raise
+            statistics = dataclasses.replace(statistics, sigma_root=None)
+            metric.load_real_statistics(statistics)
+            # Once per file, not per metric sharing it.
+            self._warn_once(f"root:{path}", self._cache_fault(path, "square root of the covariance", error))
+        if statistics.sigma_root is None and keeps_root(metric):
+            self._without_root.setdefault(path, plug)
 
     def _load(
         self,
@@ -263,17 +310,21 @@ class RealSide:
         without ``send`` rank 0 alone loads it. Whether it was loaded, the same on every rank.
 
         A file that is absent is not loaded; one that cannot be read or loaded is warned about (it is then
-        recomputed and written again).
+        recomputed and written again). A file sent once is not read again in this preparation (metrics of one
+        extractor share their statistics file).
         """
-        content = None
-        if trainer.is_global_zero:
-            try:
-                if path.is_file():
-                    content = read(path)
-            except (OSError, ValueError) as error:
-                self._warn_cache_fault(path, what, error)
-        if send:
-            content = trainer.strategy.broadcast(content, src=0)
+        if send and path in self._received:
+            content = self._received[path]
+        else:
+            content = None
+            if trainer.is_global_zero:
+                try:
+                    if path.is_file():
+                        content = read(path)
+                except (OSError, ValueError) as error:
+                    self._warn_cache_fault(path, what, error)
+            if send:
+                content = self._received[path] = trainer.strategy.broadcast(content, src=0)
         loaded = False
         if content is not None:
             try:
@@ -284,27 +335,26 @@ class RealSide:
         return loaded if send else bool(trainer.strategy.broadcast(loaded, src=0))
 
     def _warn_cache_fault(self, path: Path, what: str, error: Exception) -> None:
-        rank_zero_warn(
+        rank_zero_warn(self._cache_fault(path, what, error))
+
+    @staticmethod
+    def _cache_fault(path: Path, what: str, error: Exception) -> str:
+        return (
             f"GenerativeMetricsCallback ignores the cached {what} '{path}' ({type(error).__name__}: {error}); "
             "recomputing it and writing it again."
         )
 
     def cache_root(self, trainer: Trainer, plugs: Sequence[MetricPlug]) -> None:
-        """Write ``Σ_r^½`` beside the cached statistics once (rank 0): a new run then skips its eigendecomposition.
+        """Write the cached statistics again with ``Σ_r^½`` (rank 0), once per file: a new run then skips its
+        eigendecomposition.
 
-        Written after an evaluation computed it, unless this run loaded it, so a file that could not be read is
-        replaced.
+        Called after an evaluation computed the root; a file read with a root (that fitted) is left alone.
         """
-        if self._root_cached or self.cache_dir is None or self.data_key is None:
-            return
-        for plug in plugs:
-            if keeps_statistics(plug.metric) and keeps_root(plug.metric) and self._cacheable(plug):
-                self._root_cached = True
-                if trainer.is_global_zero:
-                    root = {"root": plug.metric.real_sqrt()}  # computed by this evaluation: no extra work
-                    path = root_cache_path(self.cache_dir, self._statistics_key(plug))
-                    self._write(trainer, path, save_tensors, root)
-                return
+        for path, plug in list(self._without_root.items()):
+            del self._without_root[path]
+            if trainer.is_global_zero and plug in plugs:
+                # The statistics are loaded on every rank: the root (computed by this evaluation) needs no collective.
+                self._write(trainer, path, save_statistics, plug.metric.real_statistics(with_root=True))
 
     def _write(self, trainer: Trainer, path: Path, write: Callable[[Path, Any], None], content: Any) -> bool:
         """Write a cache file on global rank 0; a failure is warned about (once per file), never raised.

@@ -5,6 +5,10 @@ dataloader's fixed order (see :mod:`~lightning_genmetrics.callbacks.sharding`): 
 exactly one rank, with none of ``DistributedSampler``'s duplicate padding. Each batch's uint8 pixels are
 hashed; the per-batch digests are summed over the ranks into one table (each row is non-zero on one rank
 only), so the data fingerprint does not depend on the number of ranks.
+
+What is cached uses the one artifact format of :mod:`lightning_genmetrics.stats`: statistics files (with the
+covariance's square root once computed) and real reservoirs as artifacts of kind ``real_reservoir/<class>``, each
+with the provenance of its extractor and a checksum.
 """
 
 from __future__ import annotations
@@ -12,22 +16,26 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_genmetrics._files import read_npz, write_atomically
 from lightning_genmetrics.callbacks.sharding import RankShare
 from lightning_genmetrics.features.preprocess import InputRange, batch_to_images, images_to_uint8
+from lightning_genmetrics.stats import Provenance, load_artifact
 
 # Bumped when anything that changes the statistics or the key (hashing, conversion) changes.
 CACHE_PROTOCOL = "genmetrics-callback-real-v1"
 _DIGEST_BYTES = 32
-RESERVOIR = ("n", "features", "keys")
+# What decides a reservoir's rows and what is cached with them, for the metrics that have these attributes.
+_RESERVOIR_SETTINGS = ("max_samples", "seed", "k")
+# The arrays every artifact holds beside its own (see lightning_genmetrics.stats).
+_ARTIFACT_BOOKKEEPING = frozenset({"kind", "num_samples", "provenance", "checksum"})
 
 
 def read_real_images(
@@ -62,61 +70,67 @@ def read_real_images(
     return hashlib.sha256(table.numpy().tobytes()).hexdigest(), int(table[:, _DIGEST_BYTES].sum())
 
 
-def kid_cache_key(fid_style_key: str, max_samples: int | None, seed: int) -> str:
-    """The name of a KID real reservoir: the statistics key plus what decides which rows the reservoir keeps."""
-    record = {"protocol": CACHE_PROTOCOL, "key": fid_style_key, "max_samples": max_samples, "seed": seed}
+def reservoir_cache_key(statistics_key: str, metric: Any) -> str:
+    """The name of a metric's cached real reservoir: the statistics key (data, extractor, range) plus the metric's
+    class and what decides which rows the reservoir keeps (``max_samples``, ``seed``) and what is cached with them
+    (``k``, the neighbour of the k-NN radii), for the attributes the metric has.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> key = reservoir_cache_key("ab" * 32, SimpleNamespace(max_samples=8, seed=0))
+        >>> key == reservoir_cache_key("ab" * 32, SimpleNamespace(max_samples=9, seed=0))
+        False
+    """
+    record = {
+        "protocol": CACHE_PROTOCOL,
+        "key": statistics_key,
+        "metric": f"{type(metric).__module__}.{type(metric).__qualname__}",
+        **{name: getattr(metric, name, None) for name in _RESERVOIR_SETTINGS},
+    }
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
-def save_tensors(path: str | os.PathLike[str], tensors: dict[str, Tensor]) -> None:
-    """Write CPU tensors to an ``.npz`` with a SHA-256 of their names, dtypes, shapes and bytes, atomically.
-
-    The file is written under a temporary name, flushed to disk and then moved into place (see
-    ``write_atomically``): a reader never sees a partial file, and a failed write leaves nothing behind.
-
-    Raises:
-        OSError: the file cannot be written (read-only or full disk, ``path``'s folder is not a folder ...).
-
-    Example:
-        >>> import tempfile
-        >>> path = Path(tempfile.mkdtemp()) / "t.npz"
-        >>> save_tensors(path, {"n": torch.tensor(3), "x": torch.ones(2)})
-        >>> load_tensors(path, ("n", "x"))["x"]
-        tensor([1., 1.])
-    """
-    arrays = {name: tensor.detach().cpu().numpy() for name, tensor in tensors.items()}
-    arrays["sha256"] = np.frombuffer(_digest(arrays, tuple(tensors)), dtype=np.uint8)
-    write_atomically(path, lambda file: np.savez(file, **arrays))
+def reservoir_kind(metric: Any) -> str:
+    """The artifact kind of a metric's real reservoir: a file is never loaded into a metric of another class."""
+    return f"real_reservoir/{type(metric).__qualname__}"
 
 
-def load_tensors(path: str | os.PathLike[str], names: tuple[str, ...]) -> dict[str, Tensor]:
-    """Read the tensors ``names`` of a ``save_tensors`` file.
+def reservoir_provenance(metric: Any, fields: dict[str, str], reservoir: dict[str, Tensor]) -> Provenance:
+    """The provenance of a real reservoir: the extractor's ``fields`` and the number of real images it was drawn
+    from (``None`` below 2, which a provenance record cannot hold)."""
+    from lightning_genmetrics import __version__
 
-    The SHA-256 detects accidental corruption (a truncated or damaged file), not deliberate edits:
-    it is stored unkeyed in the same file, so anyone who changes the tensors can recompute it.
+    n = int(reservoir["n"])
+    features = reservoir["features"]
+    dtype = str(features.dtype).removeprefix("torch.") if features.is_floating_point() else "float32"
+    return Provenance(**fields, dtype=dtype, num_samples=n if n >= 2 else None, package_version=__version__)
+
+
+def load_reservoir(path: Path, *, kind: str, expected: Provenance) -> dict[str, Tensor]:
+    """Read every array of a real-reservoir artifact of ``kind`` (a PRDC reservoir holds ``radii`` when it had
+    ``k + 1`` rows), refusing one whose provenance differs from ``expected``'s compared fields.
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: anything else wrong with the file, naming it: unreadable (empty, truncated, not an
-            ``.npz``), a missing tensor, bytes that do not match the stored SHA-256, or an array torch
-            cannot hold.
+        ValueError: anything wrong with the file (see :func:`~lightning_genmetrics.stats.load_artifact`), or another
+            provenance.
     """
-    arrays = read_npz(path, (*names, "sha256"), what="cache file")
-    if arrays.pop("sha256").tobytes() != _digest(arrays, names):
-        raise ValueError(f"Cache file '{path}' does not match its checksum (a corrupt file)")
+    artifact = load_artifact(path, kind=kind, names=_array_names(path))
+    differences = expected.differences(artifact.provenance)
+    if differences:
+        raise ValueError(f"The cache file '{path}' was made by another extractor ({'; '.join(differences)}).")
+    return artifact.arrays
+
+
+def _array_names(path: Path) -> tuple[str, ...]:
+    """The arrays of an ``.npz`` beside the artifact bookkeeping, read off its zip directory; none when it is not
+    one (``load_artifact`` then says what is wrong with the file)."""
     try:
-        return {name: torch.from_numpy(array.copy()) for name, array in arrays.items()}
-    except (TypeError, ValueError, RuntimeError) as error:
-        raise ValueError(f"Cache file '{path}' holds an array torch cannot read: {error}") from error
-
-
-def _digest(arrays: dict[str, np.ndarray], names: tuple[str, ...]) -> bytes:
-    digest = hashlib.sha256()
-    for name in names:
-        array = np.ascontiguousarray(arrays[name])
-        digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
-        digest.update(array.tobytes())
-    return digest.digest()
+        with zipfile.ZipFile(path) as archive:
+            names = [name.removesuffix(".npy") for name in archive.namelist()]
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError):
+        return ()
+    return tuple(name for name in names if name not in _ARTIFACT_BOOKKEEPING)
 
 
 def real_cache_key(data_fingerprint: str, num_samples: int, provenance: dict[str, str], input_range: Any) -> str:
@@ -137,16 +151,13 @@ def real_cache_key(data_fingerprint: str, num_samples: int, provenance: dict[str
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
-def real_cache_path(cache_dir: str | os.PathLike[str], key: str) -> Path:
-    """Where the statistics named ``key`` live in ``cache_dir``."""
-    return Path(cache_dir) / f"real-statistics-{key}.npz"
+def real_cache_path(cache_dir: str | os.PathLike[str], key: str, what: str = "statistics") -> Path:
+    """Where the cached real side named ``key`` lives in ``cache_dir``: ``real-statistics-<key>.npz`` for statistics,
+    ``real-<what>-<key>.npz`` for the reservoir of the metric named ``what`` (as a file name: other characters than
+    letters, digits and ``_`` become ``_``).
 
-
-def kid_cache_path(cache_dir: str | os.PathLike[str], key: str) -> Path:
-    """Where the KID real reservoir named ``key`` lives in ``cache_dir``."""
-    return Path(cache_dir) / f"real-kid-{key}.npz"
-
-
-def root_cache_path(cache_dir: str | os.PathLike[str], key: str) -> Path:
-    """Where the square root of the real covariance of the statistics named ``key`` lives in ``cache_dir``."""
-    return Path(cache_dir) / f"real-root-{key}.npz"
+    Example:
+        >>> real_cache_path("cache", "ab", "precision/recall").name
+        'real-precision_recall-ab.npz'
+    """
+    return Path(cache_dir) / f"real-{re.sub(r'[^A-Za-z0-9_]', '_', what)}-{key}.npz"

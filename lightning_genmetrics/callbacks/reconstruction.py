@@ -2,7 +2,9 @@
 
 Both sides are mapped from their declared range to ``[0, 1]`` (reconstructions clamped into it first, as
 saving them as images would), so SSIM and PSNR use ``data_range = 1`` and LPIPS ``normalize=True``. Every
-metric keeps a per-image sum and a count: shards of any size merge exactly.
+metric keeps a per-image sum and a count: shards of any size merge exactly. After ``reset(preview_rows=n)`` the
+first ``n`` pairs are also kept (on the CPU, as given) for
+:func:`~lightning_genmetrics.callbacks.panels.reconstruction_panel`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from lightning_genmetrics._checks import check_finite, values_outside
@@ -45,6 +48,10 @@ class ReconstructionQuality(nn.Module):
         >>> values = quality.compute()
         >>> round(values["ssim"], 2), values["psnr"] > 38
         (1.0, True)
+        >>> quality.reset(preview_rows=1)
+        >>> quality.update(images, images)
+        >>> [part.shape[0] for part in quality.preview()]
+        [1, 1]
     """
 
     def __init__(
@@ -67,10 +74,21 @@ class ReconstructionQuality(nn.Module):
         }
         kwargs = metric_kwargs or {}
         self.metrics = nn.ModuleDict({name: builders[name](dict(kwargs.get(name, {}))) for name in names})
+        self.reset()
 
-    def reset(self) -> None:
+    def reset(self, preview_rows: int = 0) -> None:
+        """Forget the metrics' state and the preview; keep the first ``preview_rows`` pairs of the coming updates."""
         for metric in self.metrics.values():
             metric.reset()
+        self.preview_rows = preview_rows
+        self._preview: list[tuple[Tensor, Tensor]] = []
+
+    def preview(self) -> tuple[Tensor, Tensor] | None:
+        """The kept ``(inputs, reconstructions)``, each ``[n, C, H, W]`` in ``input_range``, or ``None``."""
+        if not self._preview:
+            return None
+        inputs, reconstructions = zip(*self._preview, strict=True)
+        return torch.cat(inputs), torch.cat(reconstructions)
 
     def update(self, inputs: Tensor, reconstructions: Tensor) -> None:
         """Add a batch of inputs and their reconstructions (same shape, both in ``input_range``).
@@ -95,6 +113,9 @@ class ReconstructionQuality(nn.Module):
         preds = _to_unit(reconstructions, self.input_range).clamp(0, 1)
         for metric in self.metrics.values():
             metric.update(preds, target.to(preds.device))
+        missing = self.preview_rows - sum(kept[0].shape[0] for kept in self._preview)
+        if missing > 0:
+            self._preview.append((inputs[:missing].detach().cpu(), reconstructions[:missing].detach().cpu()))
 
     @property
     def higher_is_better(self) -> dict[str, bool | None]:

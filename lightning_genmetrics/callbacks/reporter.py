@@ -3,13 +3,17 @@
 Scalars go through ``pl_module.log`` (every rank logs the same, already global, value), so ``ModelCheckpoint``
 and ``EarlyStopping`` can monitor them; a step evaluation's scalars go to the loggers directly, at its step, and to
 ``trainer.callback_metrics``. Rank 0 sends the sample grids and the figures (the PCA of real and generated
-features, the guidance trade-off) at the step Lightning gives the scalars. Every evaluation is appended to the
-history, and each value that has a direction (its metric's ``higher_is_better``) updates its best.
+features, the guidance trade-off, and the phases' panels: a classifier's ROC curves and confusion matrix, the
+segmentation and reconstruction panels) at the step Lightning gives the scalars. A figure that cannot be drawn is
+warned about once per kind and left out: the training run goes on. Every figure is cleared once sent (they are
+made without pyplot, so none is left open). Every evaluation is appended to the history, and each value that has a
+direction (its metric's ``higher_is_better``) updates its best.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -132,8 +136,10 @@ class Reporter:
         tradeoff: tuple[tuple[str, bool], tuple[str, bool]] | None,
         guidance: tuple[float, ...] | None,
         step: int,
+        panels: Mapping[str, Callable[[str], Any]] | None = None,
     ) -> None:
-        """The PCA figure (of the best guidance strength) and, over a sweep, the trade-off of two metrics."""
+        """The PCA figure (of the best guidance strength), over a sweep the trade-off of two metrics, and the
+        phases' ``panels`` (``title -> Figure`` by unprefixed tag), titled with the epoch and step."""
         if not trainer.is_global_zero or not self.figures_wanted(trainer):
             return
         epoch = trainer.current_epoch
@@ -141,13 +147,41 @@ class Reporter:
             title = f"features of real and generated images, epoch {epoch}"
             if guidance is not None:
                 title += f", w={values['best_w']:g}"
-            self._send_figure(trainer, f"{self.prefix}pca", figures.pca_figure(projection, title=title), step)
+            self._draw_and_send(trainer, "pca", lambda: figures.pca_figure(projection, title=title), step)
         if tradeoff is not None and guidance is not None:
             (x, _), (y, _) = tradeoff
             points = [(w, values[f"{x}/w={w:g}"], values[f"{y}/w={w:g}"]) for w in guidance]
             labels = [f"{name} ({'higher' if higher else 'lower'} is better)" for name, higher in tradeoff]
-            drawn = figures.tradeoff_figure(points, title=f"guidance trade-off, epoch {epoch}", labels=labels)
-            self._send_figure(trainer, f"{self.prefix}{x}_{y}_tradeoff", drawn, step)
+            title = f"guidance trade-off, epoch {epoch}"
+            self._draw_and_send(
+                trainer, f"{x}_{y}_tradeoff", lambda: figures.tradeoff_figure(points, title=title, labels=labels), step
+            )
+        for tag, draw in (panels or {}).items():
+            title = f"epoch {epoch}, step {step}"
+            self._draw_and_send(trainer, tag, lambda draw=draw, title=title: draw(title), step)
+
+    def _draw_and_send(self, trainer: Trainer, tag: str, draw: Callable[[], Any], step: int) -> None:
+        """Draw a figure and send it to every logger under ``prefix + tag``; a drawing fault is warned about once
+        per kind of figure (the tag without a ``/w=`` suffix) and the figure left out."""
+        from matplotlib.figure import Figure
+
+        figure = None
+        try:
+            figure = draw()
+            self._send_figure(trainer, f"{self.prefix}{tag}", figure, step)
+        # Any fault of the drawing code or of matplotlib (a logger's own faults are reported by `loggers`): the
+        # training run comes first.
+        except Exception as error:
+            kind = tag.split("/w=")[0]
+            self.warn_once(
+                f"figure {kind}",
+                f"GenerativeMetricsCallback could not draw its figure '{self.prefix}{tag}' ({type(error).__name__}: "
+                f"{error}); it is left out, and later failures of this figure are not reported again.",
+            )
+        finally:
+            if isinstance(figure, Figure):
+                # Made without pyplot, nothing else holds it: cleared, its artists are freed now, not at a later GC.
+                figure.clear()
 
     def _send_image(self, trainer: Trainer, tag: str, image: Tensor, step: int) -> None:
         """One uint8 ``[3, H, W]`` image to every logger (see :mod:`~lightning_genmetrics.callbacks.loggers`)."""

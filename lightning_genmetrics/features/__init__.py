@@ -1,5 +1,6 @@
 """Image preprocessing, feature extractors and their verified weights."""
 
+from lightning_genmetrics.features.batch import ImageBatch
 from lightning_genmetrics.features.classifier import ClassifierFeatures
 from lightning_genmetrics.features.clip import (
     CLIP_ENCODERS,
@@ -23,6 +24,7 @@ __all__ = [
     "ClassifierFeatures",
     "DINOv2Encoder",
     "FIDInceptionV3",
+    "ImageBatch",
     "ImageFeatures",
     "InputRange",
     "LPIPSNetwork",

@@ -9,8 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from lightning_genmetrics._checks import check_bool, check_finite, check_option
-from lightning_genmetrics.features.preprocess import InputRange, check_input_range, images_to_uint8
-from lightning_genmetrics.features.shared import memoized
+from lightning_genmetrics.features.batch import ImageBatch
+from lightning_genmetrics.features.preprocess import InputRange, check_input_range
 
 FeatureInput = Literal["as_given", "float"]
 FEATURE_INPUTS: tuple[str, ...] = get_args(FeatureInput)
@@ -35,6 +35,11 @@ class ImageFeatures(nn.Module):
 
     The extractor runs in eval mode without gradients (its own train/eval mode is restored
     afterwards), and must return ``[N, D]`` (``[N, D, 1, 1]`` is flattened); NaN/Inf features raise.
+
+    ``images`` may also be an :class:`~lightning_genmetrics.features.batch.ImageBatch`: its uint8 images,
+    converted once, are read, and the module runs once per batch for every wrapper of the same module
+    fed that batch (several metrics sharing a network share its pass). Sharing needs the batch: a plain
+    tensor is converted and extracted for this call alone.
 
     The extractor's parameters and buffers are kept out of ``state_dict()`` (of this module and of any
     parent, such as a metric in a ``LightningModule``) and ignored by ``load_state_dict`` when a state
@@ -118,7 +123,8 @@ class ImageFeatures(nn.Module):
         return cls(network, input_range=input_range)
 
     def provenance_fields(self) -> dict[str, str]:
-        """``extractor``, ``weights_sha256``, ``layer`` and ``resize`` for reference-statistics provenance."""
+        """``extractor``, ``weights_sha256``, ``layer``, ``resize`` and ``feature_input`` (what the module receives:
+        ``uint8``, ``float`` or ``as_given``) for reference-statistics provenance."""
         from lightning_genmetrics.stats import weights_fingerprint
 
         return {
@@ -126,49 +132,85 @@ class ImageFeatures(nn.Module):
             "weights_sha256": weights_fingerprint(self.module),
             "layer": str(getattr(self.module, "layer", "output")),
             "resize": str(getattr(self.module, "resize", "none")),
+            "feature_input": self.input_kind(),
         }
 
-    def forward(self, images: Tensor) -> Tensor:
-        """Features ``[N, D]`` of ``images`` (float32 or the extractor's dtype)."""
-        return self.extract(self.prepare(images), images)
-
-    def prepare(self, images: Any) -> Tensor:
-        """Check ``images`` and map them to uint8 ``[N, 3, H, W]`` (see ``images_to_uint8``)."""
-        return images_to_uint8(images, self.input_range)
-
-    def extract(self, uint8: Tensor, images: Tensor | None = None) -> Tensor:
-        """Features ``[N, D]`` of images already passed through ``prepare`` (``uint8``; ``images``: what was
-        passed to ``prepare``, for ``feature_input="as_given"``, else the uint8 images are what was given);
-        computed once per module and input within :func:`~lightning_genmetrics.features.shared.shared_extraction`."""
-        kind, source = self._module_input(uint8, images)
-        return memoized(f"features of {kind}", self.module, source, lambda: self._extract(kind, source))
-
-    def _extract(self, kind: str, source: Tensor) -> Tensor:
-        return self._check_output(self._run(kind, source), source.shape[0])
-
-    def raw_output(self, uint8: Tensor, images: Tensor | None = None) -> Any:
-        """The module's output for images already passed through ``prepare``, unchecked: for networks whose output
-        is not a feature vector (a segmenter's class maps). Eval mode (restored after), no gradients."""
-        return self._run(*self._module_input(uint8, images))
-
-    def _module_input(self, uint8: Tensor, images: Tensor | None) -> tuple[str, Tensor]:
-        """What the module receives, as ``(kind, source tensor)``: ``uint8``, ``float`` (made from ``uint8``) or
-        ``as_given`` (``images`` untouched)."""
+    def input_kind(self) -> str:
+        """What the module receives: ``"uint8"`` (it declares ``input_dtype = torch.uint8``), ``"float"`` (``[0, 1]``
+        floats: ``feature_input="float"`` or the library's own wrappers) or ``"as_given"``."""
         if getattr(self.module, "input_dtype", None) == torch.uint8:
-            return "uint8", uint8
+            return "uint8"
         # The library's own wrappers (ClassifierFeatures) are documented to take [0, 1] floats.
         own = type(self.module).__module__.startswith(_PACKAGE_PREFIX)
-        if self.feature_input == "float" or own:
-            return "float", uint8
-        return "as_given", uint8 if images is None else images
+        return "float" if self.feature_input == "float" or own else "as_given"
 
-    def _run(self, kind: str, source: Tensor) -> Any:
-        inputs = source.to(self._float_dtype()) / 255 if kind == "float" else source
+    def forward(self, images: Tensor | ImageBatch) -> Tensor:
+        """Features ``[N, D]`` of ``images`` (float32 or the extractor's dtype); see ``extract``."""
+        return self.extract(images)
+
+    def image_batch(self, images: Any) -> ImageBatch:
+        """``images`` as an :class:`~lightning_genmetrics.features.batch.ImageBatch` in this extractor's
+        ``input_range``: the batch itself when given one (checked: float images must be in this range), else a new
+        batch of this call's own, shared with nothing.
+
+        Raises:
+            TypeError, ValueError: as ``ImageBatch``; a batch of float images in another range.
+        """
+        if isinstance(images, ImageBatch):
+            images.check_range(self.input_range)
+            return images
+        return ImageBatch(images, self.input_range)
+
+    def prepare(self, images: Any) -> Tensor:
+        """Check ``images`` (a tensor or an ``ImageBatch``) and give them as uint8 ``[N, 3, H, W]`` (see
+        ``images_to_uint8``; a batch's ``uint8``, converted when it was built)."""
+        return self.image_batch(images).uint8
+
+    def extract(self, images: Tensor | ImageBatch, *, given: Tensor | None = None) -> Tensor:
+        """Features ``[N, D]`` of ``images``, checked (shape, feature size, finite).
+
+        Given an ``ImageBatch``, the module's output is computed once per batch and module: other wrappers of the
+        same module fed the same batch (another metric's) reuse it, each checking it against its own settings. A
+        module with a ``forward_batch(batch)`` method (the FID Inception network and its layer views) is called
+        through it, so it can share more than its own output on the batch. Given a tensor, the images are checked
+        and converted here and nothing is shared.
+
+        Args:
+            images: a tensor of images (see the class) or an ``ImageBatch``.
+            given: for ``feature_input="as_given"``, images to hand the module instead of the batch's own (the
+                Inception Score's torchmetrics truncation); the call is then not shared.
+        """
+        batch = self.image_batch(images)
+        return self._check_output(self._output(batch, given), len(batch))
+
+    def raw_output(self, images: Tensor | ImageBatch) -> Any:
+        """The module's output for ``images`` (a tensor or an ``ImageBatch``, shared as in ``extract``), unchecked:
+        for networks whose output is not a feature vector (a segmenter's class maps). Eval mode (restored after),
+        no gradients."""
+        return self._output(self.image_batch(images), None)
+
+    def _output(self, batch: ImageBatch, given: Tensor | None) -> Any:
+        kind, source = self._module_input(batch)
+        if kind == "as_given" and given is not None:
+            return self._run(kind, given)
+        if kind == "uint8" and callable(getattr(self.module, "forward_batch", None)):
+            return batch.computed("forward_batch", self.module, lambda: self._run(kind, batch))
+        return batch.computed(f"output of {kind}", self.module, lambda: self._run(kind, source))
+
+    def _module_input(self, batch: ImageBatch) -> tuple[str, Tensor]:
+        """What the module receives, as ``(kind, source tensor)``: ``uint8``, ``float`` (made from ``uint8``) or
+        ``as_given`` (the batch's images untouched)."""
+        kind = self.input_kind()
+        return kind, batch.images if kind == "as_given" else batch.uint8
+
+    def _run(self, kind: str, source: Tensor | ImageBatch) -> Any:
         was_training = self.module.training
         self.module.eval()
         try:
             with torch.no_grad():
-                return self.module(inputs)
+                if isinstance(source, ImageBatch):
+                    return self.module.forward_batch(source)
+                return self.module(source.to(self._float_dtype()) / 255 if kind == "float" else source)
         finally:
             self.module.train(was_training)
 

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lightning_genmetrics.features.batch import ImageBatch
 from lightning_genmetrics.features.precision import full_fp32_precision
 from lightning_genmetrics.features.resize import ResizeProtocol, check_resize_protocol, resize_images
-from lightning_genmetrics.features.shared import memoized
 
 InceptionLayer = Literal["64", "192", "2023", "768", "2048", "logits_unbiased", "logits"]
 INCEPTION_LAYERS: tuple[str, ...] = get_args(InceptionLayer)
@@ -138,11 +138,16 @@ class FIDInceptionV3(nn.Module):
             TypeError: ``images`` not a uint8 tensor.
             ValueError: ``images`` not ``[N, 3, H, W]`` with ``H, W > 0``.
         """
-        return self.shared_outputs(images)[self.layer]
+        return self.forward_layers(images, (self.layer,))[self.layer]
+
+    def forward_batch(self, batch: ImageBatch) -> Tensor:
+        """``forward(batch.uint8)``, from the pass this network's views share on ``batch`` (see ``layer_view``)."""
+        return self.shared_outputs(batch)[self.layer]
 
     def layer_view(self, layer: InceptionLayer) -> InceptionLayerView:
-        """A module giving ``layer`` of this network, computed in the same pass as this network's own layer
-        (within ``shared_extraction()``): e.g. the Inception Score's logits beside FID's pool features, one pass.
+        """A module giving ``layer`` of this network. Fed an :class:`~lightning_genmetrics.features.batch.ImageBatch`
+        (through ``ImageFeatures``, so through any metric's ``update``), the network and all its views compute their
+        layers in one pass per batch: e.g. the Inception Score's logits beside FID's pool features.
 
         Example:
             >>> import torch
@@ -157,9 +162,10 @@ class FIDInceptionV3(nn.Module):
             self._shared_layers = (*self._shared_layers, layer)
         return InceptionLayerView(self, layer)
 
-    def shared_outputs(self, images: Tensor) -> dict[str, Tensor]:
-        """This network's layer and its views' layers, from one pass (remembered within ``shared_extraction()``)."""
-        return memoized("inception layers", self, images, lambda: self.forward_layers(images, self._shared_layers))
+    def shared_outputs(self, batch: ImageBatch) -> dict[str, Tensor]:
+        """This network's layer and its views' layers for ``batch.uint8``, from one pass remembered by the batch."""
+        layers = self._shared_layers  # a view made later asks for a pass with its layer
+        return batch.computed(("inception layers", layers), self, lambda: self.forward_layers(batch.uint8, layers))
 
     def forward_layers(self, images: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
         """Features of several layers in one pass, stopping after the deepest one requested.
@@ -227,7 +233,7 @@ class FIDInceptionV3(nn.Module):
 
 
 class InceptionLayerView(nn.Module):
-    """Another layer of a ``FIDInceptionV3``, sharing its weights and, within ``shared_extraction()``, its pass.
+    """Another layer of a ``FIDInceptionV3``, sharing its weights and, on an ``ImageBatch``, its pass.
 
     Made by :meth:`FIDInceptionV3.layer_view`; takes uint8 ``[N, 3, H, W]`` like the network.
     """
@@ -246,7 +252,12 @@ class InceptionLayerView(nn.Module):
         return super().train(False)
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.network.shared_outputs(images)[self.layer]
+        """Features of ``layer`` for uint8 ``images`` ``[N, 3, H, W]`` (a pass of the network of its own)."""
+        return self.network.forward_layers(images, (self.layer,))[self.layer]
+
+    def forward_batch(self, batch: ImageBatch) -> Tensor:
+        """Features of ``layer`` for ``batch.uint8``, from the network's pass shared on ``batch``."""
+        return self.network.shared_outputs(batch)[self.layer]
 
 
 class _ConvBN(nn.Sequential):

@@ -87,6 +87,9 @@ class SufficientStatisticMetric(Metric):
     full_state_update = False
     is_differentiable = False
     reset_real_features = True
+    # True where `update` takes an `ImageBatch` in place of its images (the image metrics): the callback then hands
+    # it the batch every metric reads (see `callbacks/plug.py`), not the batch's uint8 tensor.
+    accepts_image_batch = False
     _forward_accumulates_only = False
     _kept_on_reset: tuple[str, ...] = ()
     _size_name = "feature dimension"

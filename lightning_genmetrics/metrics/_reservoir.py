@@ -20,8 +20,8 @@ from torchmetrics.utilities.distributed import gather_all_tensors
 
 from lightning_genmetrics._checks import check_bool, check_finite, check_positive_int
 from lightning_genmetrics._compat import torchmetrics as tm_compat
+from lightning_genmetrics.features.batch import ImageBatch
 from lightning_genmetrics.features.extractor import FeatureInput, ImageFeatures, InputRange
-from lightning_genmetrics.features.preprocess import batch_to_images
 from lightning_genmetrics.functional.sampling import bottom_k
 from lightning_genmetrics.metrics._base import SufficientStatisticMetric
 from lightning_genmetrics.metrics._distributed import all_reduce_sum
@@ -45,6 +45,7 @@ class FeatureReservoirMetric(SufficientStatisticMetric):
     """
 
     _kept_on_reset = ("real_n", "real_features", "real_keys")
+    accepts_image_batch = True
 
     def __init__(
         self,
@@ -130,14 +131,13 @@ class FeatureReservoirMetric(SufficientStatisticMetric):
         """The keys of a batch's samples (subclasses may order by arrival instead)."""
         return image_keys(uint8, sample_ids, self.seed)
 
-    def _add(self, imgs: Tensor, real: bool, sample_ids: Tensor | None) -> None:
+    def _add(self, imgs: Tensor | ImageBatch, real: bool, sample_ids: Tensor | None) -> None:
         """Extract a batch's features and merge them into a side's reservoir (all checks before any change)."""
         check_bool(real, "real")
         side = "real" if real else "fake"
-        images = batch_to_images(imgs)
-        uint8 = self.extractor.prepare(images)
-        keys = self._batch_keys(side, uint8, sample_ids)
-        features = self.extractor.extract(uint8, images).to(torch.float32)
+        batch = self.extractor.image_batch(imgs)
+        keys = self._batch_keys(side, batch.uint8, sample_ids)
+        features = self.extractor.extract(batch).to(torch.float32)
         if self.num_features is not None and features.shape[1] != self.num_features:
             raise ValueError(f"Expected {self.num_features} features per image, got shape {tuple(features.shape)}.")
         if self.num_features is None:

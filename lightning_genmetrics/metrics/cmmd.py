@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_genmetrics._checks import check_bool, check_positive_int, check_positive_number
+from lightning_genmetrics.features.batch import ImageBatch
 from lightning_genmetrics.features.extractor import FeatureInput, InputRange, torchmetrics_input_range
 from lightning_genmetrics.functional.cmmd import CMMD_SCALE, CMMD_SIGMA, cmmd, gaussian_kernel_sum
 from lightning_genmetrics.metrics._reservoir import FeatureReservoirMetric
@@ -94,11 +95,12 @@ class CLIPMaximumMeanDiscrepancy(FeatureReservoirMetric):
         # (sorted real keys, mean real kernel value) of the real side it was computed for.
         self._real_kernel: tuple[Tensor, Tensor] | None = None
 
-    def update(self, imgs: Tensor, real: bool, sample_ids: Tensor | None = None) -> None:
+    def update(self, imgs: Tensor | ImageBatch, real: bool, sample_ids: Tensor | None = None) -> None:
         """Add a batch of images to the real or the generated side.
 
         Args:
-            imgs: uint8 ``[N, C, H, W]``, or float in ``input_range``; or an ``(images, labels, ...)`` batch.
+            imgs: uint8 ``[N, C, H, W]``, or float in ``input_range``; or an ``(images, labels, ...)`` batch;
+                or an :class:`~lightning_genmetrics.features.ImageBatch` (shared with the other metrics fed it).
             real: which side.
             sample_ids: optional integer ``[N]`` ids that decide the reservoir instead of the pixels.
 

@@ -25,8 +25,8 @@ from torch import Tensor, nn
 
 from lightning_genmetrics._checks import check_bool, check_features, check_positive_int
 from lightning_genmetrics._compat import torchmetrics as tm_compat
+from lightning_genmetrics.features.batch import ImageBatch
 from lightning_genmetrics.features.extractor import FeatureInput, InputRange
-from lightning_genmetrics.features.preprocess import batch_to_images
 from lightning_genmetrics.functional.frechet import _distance_from_root
 from lightning_genmetrics.functional.moments import features_to_moments, merge_moments, moments_to_covariance
 from lightning_genmetrics.metrics._keys import image_keys
@@ -136,11 +136,12 @@ class FrechetInceptionDistanceInfinity(FrechetInceptionDistance):
         # In place: a band is one slice of D² of points · D² (reset and sync replace the tensors, never share them).
         self.band_n[j], self.band_mean[j], self.band_m2[j] = moments
 
-    def update(self, imgs: Tensor, real: bool, sample_ids: Tensor | None = None) -> None:  # type: ignore[override]
+    def update(self, imgs: Tensor | ImageBatch, real: bool, sample_ids: Tensor | None = None) -> None:  # type: ignore[override]
         """Add a batch of images to the real or the generated side.
 
         Args:
-            imgs: uint8 ``[N, C, H, W]``, or float in ``input_range``; or an ``(images, labels, ...)`` batch.
+            imgs: uint8 ``[N, C, H, W]``, or float in ``input_range``; or an ``(images, labels, ...)`` batch;
+                or an :class:`~lightning_genmetrics.features.ImageBatch` (shared with the other metrics fed it).
             real: which side.
             sample_ids: optional integer ``[N]`` ids that assign generated samples to subsets instead of their
                 pixels (ignored for real images).
@@ -150,10 +151,9 @@ class FrechetInceptionDistanceInfinity(FrechetInceptionDistance):
         """
         check_bool(real, "real")
         self._check_real_side_open(real)
-        images = batch_to_images(imgs)
-        uint8 = self.extractor.prepare(images)
-        keys = None if real else image_keys(uint8, sample_ids, self.seed)
-        x = check_features(self.extractor.extract(uint8, images), "features", self.num_features)
+        batch = self.extractor.image_batch(imgs)
+        keys = None if real else image_keys(batch.uint8, sample_ids, self.seed)
+        x = check_features(self.extractor.extract(batch), "features", self.num_features)
         FrechetDistance.update(self, x, real)  # checks every row, allocates, then merges the side's moments
         if keys is None:
             return

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from lightning_genmetrics._checks import check_bool, check_features, check_finite, check_positive_int, check_tensor
 from lightning_genmetrics._compat import torchmetrics as tm_compat
+from lightning_genmetrics.features.batch import ImageBatch
 from lightning_genmetrics.features.extractor import (
     FeatureInput,
     ImageFeatures,
@@ -21,7 +22,6 @@ from lightning_genmetrics.features.extractor import (
     torchmetrics_input_range,
     torchmetrics_weights_path,
 )
-from lightning_genmetrics.features.preprocess import batch_to_images
 from lightning_genmetrics.functional.frechet import _distance_from_root, _sqrt_rank, psd_sqrt
 from lightning_genmetrics.functional.moments import (
     Moments,
@@ -137,6 +137,8 @@ class FrechetDistance(SufficientStatisticMetric):
         # (n_real, Σ_r, Σ_r^½, rank of Σ_r^½) for the real side the root was computed or loaded for.
         self._real_root: tuple[int | None, Tensor, Tensor, int] | None = None
         self._reference: ReferenceStatistics | None = None
+        # (mu_r, sigma_r, mu_g, sigma_g) of the last `compute`, over all ranks; dropped when the state changes.
+        self._computed_gaussians: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
         if real_statistics is not None:
             self.load_real_statistics(real_statistics, allow_provenance_mismatch=allow_provenance_mismatch)
 
@@ -180,6 +182,7 @@ class FrechetDistance(SufficientStatisticMetric):
         if x.shape[1] == 0:
             # N vectors of no features would be counted as N samples and change the distance.
             raise ValueError(f"Expected `features` to have shape [N, D] with D >= 1, got shape {tuple(x.shape)}.")
+        self._computed_gaussians = None
         if self.num_features is None:
             self._allocate(x.shape[1])
         side = "real" if real else "fake"
@@ -209,7 +212,35 @@ class FrechetDistance(SufficientStatisticMetric):
         mu_r, sigma_r = self._real_gaussian()
         mu_f, sigma_f = moments_to_covariance(self._moments("fake"))
         root, root_rank = self._real_sqrt(sigma_r, n_real)
-        return _distance_from_root(mu_r, sigma_r, mu_f, sigma_f, root, root_rank, (n_real, n_fake))
+        distance = _distance_from_root(mu_r, sigma_r, mu_f, sigma_f, root, root_rank, (n_real, n_fake))
+        self._computed_gaussians = (mu_r, sigma_r, mu_f, sigma_f)
+        return distance
+
+    def computed_gaussians(self) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
+        """The Gaussians the last ``compute()`` measured, ``(mu_r, sigma_r, mu_g, sigma_g)`` (over all ranks), without
+        synchronising again; ``None`` before a ``compute()`` or once the state changed (an update, a merge, a reset,
+        loaded statistics). What ``gaussians()`` would return then, without its collective: a rank may call it alone.
+
+        Example:
+            >>> import torch
+            >>> metric = FrechetDistance(num_features=2)
+            >>> metric.update(torch.tensor([[0.0, 0.0], [2.0, 0.0]]), real=True)
+            >>> metric.update(torch.tensor([[1.0, 1.0], [1.0, 3.0]]), real=False)
+            >>> metric.computed_gaussians() is None
+            True
+            >>> _ = metric.compute()
+            >>> [t.tolist() for t in metric.computed_gaussians()]
+            [[1.0, 0.0], [[2.0, 0.0], [0.0, 0.0]], [1.0, 2.0], [[0.0, 0.0], [0.0, 2.0]]]
+        """
+        if self._computed_gaussians is None:
+            return None
+        mu_r, sigma_r, mu_f, sigma_f = (value.clone() for value in self._computed_gaussians)
+        return mu_r, sigma_r, mu_f, sigma_f
+
+    def reset(self) -> None:
+        """Clear the state (keeping the real side when ``reset_real_features`` is False)."""
+        self._computed_gaussians = None
+        super().reset()
 
     def _real_gaussian(self) -> tuple[Tensor, Tensor]:
         if self._reference is not None:
@@ -305,6 +336,7 @@ class FrechetDistance(SufficientStatisticMetric):
             self._allocate(stats.num_features)
         previous = self._reference
         self._reference = stats
+        self._computed_gaussians = None
         if stats.sigma_root is not None:
             try:
                 self.load_real_sqrt(stats.sigma_root)  # checked against sigma, not trusted
@@ -382,6 +414,7 @@ class FrechetDistance(SufficientStatisticMetric):
         return cached[2], cached[3]
 
     def _merge_state(self, other: dict[str, Any]) -> None:
+        self._computed_gaussians = None
         self._adopt_size(other["real_mean"].shape[0])
         if self.num_features is None:
             return
@@ -472,6 +505,8 @@ class FrechetInceptionDistance(FrechetDistance):
         tensor(True)
     """
 
+    accepts_image_batch = True
+
     def __init__(
         self,
         feature: int | nn.Module = 2048,
@@ -506,23 +541,25 @@ class FrechetInceptionDistance(FrechetDistance):
         """The extractor's name, weights hash, layer and resize protocol."""
         return dataclasses.replace(super().feature_provenance(), **self.extractor.provenance_fields())
 
-    def update(self, imgs: Tensor, real: bool) -> None:  # type: ignore[override]
+    def update(self, imgs: Tensor | ImageBatch, real: bool) -> None:  # type: ignore[override]
         """Add a batch of images to the real or the generated side.
 
         Args:
             imgs: uint8 ``[N, C, H, W]``, or float in ``input_range``; or an ``(images, labels, ...)`` batch
-                (a ``DataLoader`` over a ``TensorDataset``), whose first tensor is taken.
+                (a ``DataLoader`` over a ``TensorDataset``), whose first tensor is taken; or an
+                :class:`~lightning_genmetrics.features.ImageBatch`, whose conversion and network passes the metrics
+                fed it share.
             real: which side.
 
         Raises:
             TypeError: ``imgs`` not a tensor, of an unsupported dtype, or float without
                 ``input_range``; ``real`` not a bool.
-            ValueError: bad shape or channel count, NaN/Inf, values outside ``input_range``, or
-                features from the extractor that are not ``[N, D]`` or not finite.
+            ValueError: bad shape or channel count, NaN/Inf, values outside ``input_range`` (an ``ImageBatch`` of
+                float images in another range), or features from the extractor that are not ``[N, D]`` or not finite.
         """
         check_bool(real, "real")
         self._check_real_side_open(real)
-        super().update(self.extractor(batch_to_images(imgs)), real)
+        super().update(self.extractor(imgs), real)
 
 
 class SpatialFrechetInceptionDistance(FrechetInceptionDistance):

@@ -11,8 +11,8 @@ from torch import Tensor, nn
 
 from lightning_genmetrics._checks import check_option, check_positive_int
 from lightning_genmetrics._compat import torchmetrics as tm_compat
+from lightning_genmetrics.features.batch import ImageBatch
 from lightning_genmetrics.features.extractor import FeatureInput, ImageFeatures, InputRange, torchmetrics_input_range
-from lightning_genmetrics.features.preprocess import batch_to_images
 from lightning_genmetrics.functional.inception_score import (
     chunk_split_index,
     ids_to_balanced_splits,
@@ -115,6 +115,7 @@ class InceptionScore(SufficientStatisticMetric):
 
     higher_is_better = True
     plot_lower_bound = 1.0
+    accepts_image_batch = True
     # The score of one batch is not the metric's value: forward accumulates (see the base class).
     _forward_accumulates_only = True
 
@@ -178,20 +179,22 @@ class InceptionScore(SufficientStatisticMetric):
         tm_compat.set_state_default(self, "pending_p", empty)
         self.pending_p = empty
 
-    def update(self, imgs: Tensor, sample_ids: Tensor | None = None) -> None:
+    def update(self, imgs: Tensor | ImageBatch, sample_ids: Tensor | None = None) -> None:
         """Add a batch of generated images.
 
         Args:
             imgs: uint8 ``[N, C, H, W]``, or float in ``input_range``; or an ``(images, labels, ...)`` batch
-                (a ``DataLoader`` over a ``TensorDataset``), whose first tensor is taken.
+                (a ``DataLoader`` over a ``TensorDataset``), whose first tensor is taken; or an
+                :class:`~lightning_genmetrics.features.ImageBatch`, whose conversion and network passes the metrics
+                fed it share.
             sample_ids: optional integer ``[N]`` ids that decide the splits instead of the pixels.
 
         Raises:
             TypeError: bad ``imgs`` or ``sample_ids`` type; float images without ``input_range``.
             ValueError: bad shapes, NaN/Inf, values out of range, or logits of another class count.
         """
-        images = batch_to_images(imgs)
-        uint8 = self.extractor.prepare(images)
+        batch = self.extractor.image_batch(imgs)
+        uint8, images = batch.uint8, batch.images
         if self.sampling == "torchmetrics":
             if sample_ids is not None:
                 raise ValueError(
@@ -201,8 +204,8 @@ class InceptionScore(SufficientStatisticMetric):
             keys = self.hashed_n + torch.arange(uint8.shape[0], device=self.hashed_n.device)
         else:
             keys = image_keys(uint8, sample_ids, self.seed)  # also validates sample_ids
-        given = (images * 255).byte() if self._truncate_floats and images.is_floating_point() else images
-        logits = self.extractor.extract(uint8, given)
+        given = (images * 255).byte() if self._truncate_floats and images.is_floating_point() else None
+        logits = self.extractor.extract(batch, given=given)
         if self.num_classes is not None and logits.shape[1] != self.num_classes:
             raise ValueError(f"Expected logits with {self.num_classes} classes, got shape {tuple(logits.shape)}.")
         device = self.split_n.device

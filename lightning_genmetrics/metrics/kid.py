@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_genmetrics._checks import check_option, check_positive_int
+from lightning_genmetrics.features.batch import ImageBatch
 from lightning_genmetrics.features.extractor import (
     FeatureInput,
     InputRange,
@@ -166,12 +167,13 @@ class KernelInceptionDistance(FeatureReservoirMetric):
         """The kernel offset under its former name (``coef``)."""
         return self.coef
 
-    def update(self, imgs: Tensor, real: bool, sample_ids: Tensor | None = None) -> None:
+    def update(self, imgs: Tensor | ImageBatch, real: bool, sample_ids: Tensor | None = None) -> None:
         """Add a batch of images to the real or the generated side.
 
         Args:
             imgs: uint8 ``[N, C, H, W]``, or float in ``input_range``; or an ``(images, labels, ...)`` batch
-                (a ``DataLoader`` over a ``TensorDataset``), whose first tensor is taken.
+                (a ``DataLoader`` over a ``TensorDataset``), whose first tensor is taken; or an
+                :class:`~lightning_genmetrics.features.ImageBatch` (shared with the other metrics fed it).
             real: which side.
             sample_ids: optional integer ``[N]`` ids that decide the reservoir instead of the pixels.
 

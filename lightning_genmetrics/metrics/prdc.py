@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from lightning_genmetrics._checks import check_finite, check_positive_int
 from lightning_genmetrics._compat import torchmetrics as tm_compat
+from lightning_genmetrics.features.batch import ImageBatch
 from lightning_genmetrics.features.extractor import FeatureInput, InputRange, torchmetrics_input_range
 from lightning_genmetrics.functional.prdc import knn_radii, precision_recall_density_coverage
 from lightning_genmetrics.metrics._reservoir import FeatureReservoirMetric
@@ -102,11 +103,12 @@ class PrecisionRecallDensityCoverage(FeatureReservoirMetric):
         # (sorted real keys, their radii) of the real side the radii were computed or loaded for.
         self._real_radii: tuple[Tensor, Tensor] | None = None
 
-    def update(self, imgs: Tensor, real: bool, sample_ids: Tensor | None = None) -> None:
+    def update(self, imgs: Tensor | ImageBatch, real: bool, sample_ids: Tensor | None = None) -> None:
         """Add a batch of images to the real or the generated side.
 
         Args:
-            imgs: uint8 ``[N, C, H, W]``, or float in ``input_range``; or an ``(images, labels, ...)`` batch.
+            imgs: uint8 ``[N, C, H, W]``, or float in ``input_range``; or an ``(images, labels, ...)`` batch;
+                or an :class:`~lightning_genmetrics.features.ImageBatch` (shared with the other metrics fed it).
             real: which side.
             sample_ids: optional integer ``[N]`` ids that decide the reservoir instead of the pixels.
 

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import Tensor
+from torchmetrics import Metric
 from torchmetrics.utilities.distributed import gather_all_tensors
 
 from lightning_genmetrics._checks import check_bool, check_option, check_reduction
@@ -57,6 +58,25 @@ def _gather_rows(parts: list[Tensor], device: torch.device, group: Any, gather: 
     if local is None:
         local = torch.zeros((0, *trailing), dtype=torch.float64, device=device)
     return [torch.cat(gather(local.to(device), group=group))]
+
+
+def _map_sizes(parts: Tensor | list[Tensor]) -> set[tuple[int, ...]]:
+    """The trailing shapes of kept per-image outputs ``[n, ...]`` (a list state, or one tensor once synced)."""
+    return {tuple(part.shape[1:]) for part in (parts if isinstance(parts, list) else [parts])}
+
+
+def _check_one_map_size(earlier: Tensor | list[Tensor], later: Tensor | list[Tensor]) -> None:
+    """Refuse per-image outputs whose trailing shape differs from that of the earlier ones.
+
+    Only SSIM maps can differ (a contrast-structure term is one number per image); ``compute`` concatenates
+    them, so maps of two sizes would make every later ``compute`` fail.
+    """
+    before, new = _map_sizes(earlier), _map_sizes(later)
+    if before and new and before != new:
+        raise ValueError(
+            f"Expected images of one size with `return_full_image=True` (maps of shape {min(before)} so far), "
+            f"got maps of shape {min(new - before)}."
+        )
 
 
 class _Similarity(SummedStateMetric):
@@ -114,13 +134,8 @@ class _Similarity(SummedStateMetric):
                 more than ``data_range``, or (with ``return_full_image``) images of another size than before.
         """
         per_image, image = self._batch(preds, target)
-        if image is not None and self.image_return:
-            before = tuple(self.image_return[0].shape[1:])
-            if tuple(image.shape[1:]) != before:
-                raise ValueError(
-                    f"Expected images of one size with `return_full_image=True` (maps of shape {before} so far), "
-                    f"got maps of shape {tuple(image.shape[1:])}."
-                )
+        if image is not None:
+            _check_one_map_size(self.image_return, [image])
         self._accumulate_batch(similarity_sum=per_image.sum(), num_images=torch.tensor(per_image.shape[0]))
         if hasattr(self, "similarity"):
             self.similarity.append(per_image)
@@ -149,7 +164,27 @@ class _Similarity(SummedStateMetric):
             return value, torch.cat(self.image_return)
         return value
 
+    def merge_state(self, incoming_state: dict[str, Any] | Metric) -> None:
+        """Fold another metric's state (or a dict of states) into this one, as ``torchmetrics.Metric.merge_state``.
+
+        Raises:
+            ValueError: with ``return_full_image``, SSIM maps of another size than this metric's.
+        """
+        incoming = incoming_state.metric_state if isinstance(incoming_state, Metric) else incoming_state
+        if hasattr(self, "image_return") and isinstance(incoming, dict) and "image_return" in incoming:
+            theirs, ours = _map_sizes(incoming["image_return"]), _map_sizes(self.image_return)
+            if theirs and ours and theirs != ours:
+                raise ValueError(
+                    f"Cannot merge SSIM maps of shape {min(theirs)} into a metric holding maps of shape "
+                    f"{min(ours)}: `return_full_image=True` needs images of one size."
+                )
+        super().merge_state(incoming_state)
+
     def _merge_state(self, other: dict[str, Any]) -> None:
+        if hasattr(self, "image_return"):
+            # Checked before any state changes: `forward` merges its batch (`self`, seen alone by `update`) into
+            # the earlier state (`other`) here, so this is where the batch's maps first meet the earlier ones.
+            _check_one_map_size(other["image_return"], self.image_return)
         for name in ("similarity_sum", "num_images"):
             current = getattr(self, name)
             setattr(self, name, current + other[name].to(device=current.device, dtype=current.dtype))

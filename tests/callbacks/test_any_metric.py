@@ -3,6 +3,7 @@ dict result, log the values they give standalone on the same samples, on one pro
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import ClassVar
@@ -229,3 +230,25 @@ def test_two_processes_log_the_standalone_values(tmp_path: Path) -> None:
         assert record["pixels/mean"] == pytest.approx(expected["pixels/mean"], rel=1e-12)
         assert record["pixels/saturated"] == pytest.approx(expected["pixels/saturated"], rel=1e-12)
     assert histories[0][0]["fid"] == pytest.approx(single[0]["fid"], rel=1e-7)
+
+
+class FailingAtCompute(PixelStatistics):
+    """A metric whose ``compute`` raises (a fit without enough samples, a bug in a user's metric)."""
+
+    def compute(self) -> dict[str, Tensor]:
+        raise RuntimeError("cannot fit a line through one point")
+
+
+def test_a_metric_whose_compute_raises_logs_nan_and_training_goes_on(tmp_path: Path) -> None:
+    callback = make_plugged_callback(("fid", {"broken": FailingAtCompute(), "pixels": PixelStatistics()}))
+    trainer = make_trainer(tmp_path, [callback], max_epochs=2)
+    with pytest.warns(UserWarning, match=r"metric 'broken' could not be computed.*cannot fit a line.*gen/broken"):
+        trainer.fit(TinyGAN(lr=0.0), train_loader())
+
+    assert trainer.current_epoch == 2  # the run was not ended by the metric
+    assert len(callback.history) == 2
+    for record in callback.history:
+        assert math.isnan(record["broken"])
+        # The other metrics are logged as usual.
+        assert record["fid"] > 0
+        assert 0 < record["pixels/mean"] < 255

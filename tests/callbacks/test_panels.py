@@ -17,10 +17,12 @@ from lightning_genmetrics.callbacks.panels import (
     NOT_A_CLASS,
     class_colors,
     classifier_figures,
+    confusion_figure,
     disagreement_map,
     reconstruction_errors,
     reconstruction_panel,
     roc_curves_to_auroc,
+    roc_figure,
     row_normalized,
     segmentation_grid,
     segmentation_panel,
@@ -199,6 +201,24 @@ def test_classifier_figures_from_binned_state_and_a_missing_class(rng: np.random
     image = np.asarray(figures["confusion"].axes[0].images[0].get_array())
     np.testing.assert_array_equal(image[2], 0.0)  # a label without samples: an empty row, not NaN
     assert _render(figures["roc"]).std() > 0
+
+
+def test_roc_and_confusion_figures_draw_what_classifier_figures_draws(rng: np.random.Generator) -> None:
+    logits, labels = torch.from_numpy(rng.normal(size=(60, 3))), torch.from_numpy(rng.integers(0, 3, 60))
+    auroc, confusion = _class_state(logits, labels, 3, thresholds=None)
+    pair = classifier_figures(auroc.roc(), confusion.confmat, title="epoch 2")
+    alone = {
+        "roc": roc_figure(auroc.roc(), title="epoch 2"),
+        "confusion": confusion_figure(confusion.confmat, title="epoch 2"),
+    }
+    for name, figure in alone.items():
+        np.testing.assert_array_equal(_render(figure), _render(pair[name]), err_msg=name)
+    with pytest.raises(ValueError, match=r"shape \[C, C\], got shape \(2, 3\)"):
+        confusion_figure(torch.zeros(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="non-negative"):
+        confusion_figure(torch.tensor([[1, -1], [0, 2]]))
+    with pytest.raises(ValueError, match="one curve per class"):
+        roc_figure((torch.zeros(3), torch.zeros(3), None))
 
 
 def test_row_normalized_against_numpy(rng: np.random.Generator) -> None:

@@ -3,7 +3,9 @@ the run (a file that cannot be read is recomputed, one that cannot be written is
 
 from __future__ import annotations
 
+import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,9 @@ from torchmetrics.image import FrechetInceptionDistance as TorchmetricsFID
 from lightning_genmetrics.callbacks.plug import MetricPlug
 from lightning_genmetrics.callbacks.real_side import RealSide
 from lightning_genmetrics.callbacks.registry import build_builtin_metrics
+from lightning_genmetrics.features import ImageBatch
 from lightning_genmetrics.features.preprocess import images_to_uint8
+from lightning_genmetrics.stats import load_artifact, load_statistics, weights_fingerprint
 from tests.callbacks.support import CountingImages, stub_trainer
 from tests.helpers import TinyFeatureNet
 
@@ -186,3 +190,127 @@ def test_real_batches_that_are_uint8_are_taken_as_they_are() -> None:
     side = RealSide(DataLoader(TensorDataset(pixels), batch_size=4), None, RANGE, None, lambda t, m: None)
     side.prepare(stub_trainer(), torch.device("cpu"), [MetricPlug("tm_fid", metric)])
     torch.testing.assert_close(torch.cat(metric.fed), pixels, rtol=0, atol=0)
+
+
+# The newer suite's real sides, cached as artifacts -----------------------------------------------------------------
+
+SUITE = ("fid", "sfid", "fd_infinity", "fd_dinov2", "kid", "precision_recall", "cmmd")
+SUITE_KWARGS = {
+    "kid": {"subsets": 2, "subset_size": 4, "max_samples": 8},
+    "precision_recall": {"max_samples": 10},
+    "cmmd": {"max_samples": 10},
+    "fd_infinity": {"points": 2, "min_fraction": 0.5},
+}
+
+
+def suite_plugs(net: torch.nn.Module) -> list[MetricPlug]:
+    metrics = build_builtin_metrics(SUITE, dict.fromkeys(SUITE, net), SUITE_KWARGS, RANGE)
+    return [MetricPlug(name, metric) for name, metric in metrics.items()]
+
+
+def evaluate(side: RealSide, plugs: list[MetricPlug]) -> dict[str, float]:
+    """Make the real side ready, score 8 generated images, cache the covariance's root."""
+    side.prepare(stub_trainer(), torch.device("cpu"), plugs)
+    # One batch for every metric: one pass of their shared network.
+    generated = ImageBatch(CountingImages(8).images.flip(0) * 0.7, input_range=RANGE)
+    values: dict[str, float] = {}
+    for plug in plugs:
+        plug.reset_generated()
+        plug.update_generated(generated, torch.arange(8))
+        values.update(plug.compute())
+    side.cache_root(stub_trainer(), plugs)
+    return values
+
+
+def caught_cache_notes(run: Callable[[], object]) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run()
+    return [str(warning.message) for warning in caught if "cache" in str(warning.message)]
+
+
+def test_every_real_side_of_the_suite_is_cached_as_an_artifact_and_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lightning_genmetrics.metrics.frechet as frechet_module
+
+    roots: list[int] = []
+    original = frechet_module.psd_sqrt
+    monkeypatch.setattr(frechet_module, "psd_sqrt", lambda s, **kw: roots.append(1) or original(s, **kw))
+    cache = tmp_path / "cache"
+    first_net = CountingNet()
+    first = evaluate(real_side(CountingImages(12), cache)[0], suite_plugs(first_net))
+    assert first_net.images == 12 + 8  # one real pass and one generated pass for all seven metrics
+    assert roots  # the first run computed the real covariance's root
+    files = {path.name.split("-")[1]: path for path in cache.iterdir()}
+    # One extractor: FID, sFID, FD∞ and FD_DINOv2 share one statistics file (now with its root); one reservoir each.
+    assert sorted(files) == ["cmmd", "kid", "precision_recall", "statistics"]
+    assert load_statistics(files["statistics"]).sigma_root is not None
+    prdc = load_artifact(
+        files["precision_recall"], kind="real_reservoir/PrecisionRecallDensityCoverage", names=("features", "radii")
+    )
+    assert prdc.arrays["radii"].shape == (10,)  # the k-NN radii of the bounded reservoir, cached with it
+    assert prdc.provenance.num_samples == 12
+    assert prdc.provenance.weights_sha256 == weights_fingerprint(first_net)  # the encoder, in the provenance
+
+    roots.clear()
+    dataset, second_net = CountingImages(12), CountingNet()
+    side, warned = real_side(dataset, cache)
+    second: dict[str, float] = {}
+    notes = caught_cache_notes(lambda: second.update(evaluate(side, suite_plugs(second_net))))
+    assert not notes
+    assert not warned
+    assert second_net.images == 8  # every real side from the cache: no real image through the network
+    assert dataset.reads == 12  # read once, to fingerprint the data
+    assert roots == []  # the root came with the statistics
+    assert second == pytest.approx(first, rel=1e-12, abs=1e-15)
+    # Resumed with the checkpoint's fingerprint trusted: not one real image is read.
+    unread, third_net = CountingImages(12), CountingNet()
+    resumed, _ = real_side(unread, cache)
+    resumed.restore(side.data_key, trust=True)
+    assert evaluate(resumed, suite_plugs(third_net)) == pytest.approx(first, rel=1e-12, abs=1e-15)
+    assert (unread.reads, third_net.images) == (0, 8)
+
+
+def test_damaged_or_foreign_suite_artifacts_are_recomputed_with_a_warning(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = evaluate(real_side(CountingImages(12), cache)[0], suite_plugs(CountingNet()))
+    files = {path.name.split("-")[1]: path for path in cache.iterdir()}
+    files["statistics"].write_bytes(files["statistics"].read_bytes()[:-20])
+    files["cmmd"].write_bytes(b"")
+    # A valid artifact of the right kind where another extractor's is expected: its provenance refuses it.
+    other = CountingNet()
+    torch.nn.init.constant_(other.head.bias, 0.5)
+    evaluate(real_side(CountingImages(12), tmp_path / "other")[0], suite_plugs(other))
+    (foreign,) = (tmp_path / "other").glob("real-precision_recall-*.npz")
+    shutil.copyfile(foreign, files["precision_recall"])
+
+    net = CountingNet()
+    second: dict[str, float] = {}
+    notes = caught_cache_notes(
+        lambda: second.update(evaluate(real_side(CountingImages(12), cache)[0], suite_plugs(net)))
+    )
+    assert len(notes) == 3
+    for name in ("statistics", "cmmd", "precision_recall"):
+        assert any("ignores the cached" in note and str(files[name]) in note for note in notes), name
+    assert any("another extractor" in note for note in notes)
+    assert net.images == 12 + 8  # recomputed
+    assert second == pytest.approx(first, rel=1e-12, abs=1e-15)
+    third = CountingNet()
+    assert caught_cache_notes(lambda: evaluate(real_side(CountingImages(12), cache)[0], suite_plugs(third))) == []
+    assert third.images == 8  # rewritten: read without a word
+
+
+def test_another_encoder_has_another_key_and_never_loads_the_first_ones_files(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    side, _ = real_side(CountingImages(12), cache)
+    plugs = suite_plugs(CountingNet())
+    evaluate(side, plugs)
+    other = CountingNet()
+    torch.nn.init.constant_(other.head.bias, 0.5)
+    other_side, _ = real_side(CountingImages(12), cache)
+    other_plugs = suite_plugs(other)
+    assert caught_cache_notes(lambda: evaluate(other_side, other_plugs)) == []
+    assert other.images == 12 + 8  # nothing of the first encoder's was loaded
+    assert other_side.cache_key(other_plugs) != side.cache_key(plugs)
+    assert len(list(cache.iterdir())) == 8  # two sets of four files

@@ -27,10 +27,10 @@ from torchmetrics.image import InceptionScore as TMInceptionScore
 from torchmetrics.image import KernelInceptionDistance as TMKernelInceptionDistance
 
 from lightning_genmetrics import FrechetInceptionDistance, InceptionScore, KernelInceptionDistance
+from lightning_genmetrics.features import ImageBatch
 from lightning_genmetrics.features import weights as weights_module
 from lightning_genmetrics.features.inception import FIDInceptionV3
 from lightning_genmetrics.features.resize import resize_images
-from lightning_genmetrics.features.shared import shared_extraction
 from lightning_genmetrics.features.weights import file_sha256
 from tests.ddp.harness import run_distributed
 from tests.helpers import seeded_inception_network, seeded_inception_state
@@ -147,10 +147,10 @@ def test_default_resize_is_torch_fidelity_protocol(rng, standard_weights):
     )
     network = FIDInceptionV3("64", weights_path=standard_weights)  # the default resize: TF1
     fid, kid = FrechetInceptionDistance(network), KernelInceptionDistance(network, 1, 3)
-    with shared_extraction():  # one pass of the network per batch for both metrics
-        for metric in (fid, kid):
-            metric.update(real, real=True)
-            metric.update(fake, real=False)
+    real_batch, fake_batch = ImageBatch(real), ImageBatch(fake)  # one pass of the network per batch for both metrics
+    for metric in (fid, kid):
+        metric.update(real_batch, real=True)
+        metric.update(fake_batch, real=False)
     assert fid.compute().item() == pytest.approx(reference["frechet_inception_distance"], rel=1e-4)
     assert kid.compute()[0].item() == pytest.approx(reference["kernel_inception_distance_mean"], rel=1e-4, abs=1e-7)
 
@@ -230,9 +230,9 @@ def test_fid_same_input_gives_zero(layer):
     generator = torch.Generator().manual_seed(42)
     for _ in range(2):
         images = torch.randint(0, 255, (2, 3, 32, 32), dtype=torch.uint8, generator=generator)
-        with shared_extraction():  # the same tensor twice: one network pass
-            metric.update(images, real=True)
-            metric.update(images, real=False)
+        batch = ImageBatch(images)  # the same batch twice: one network pass
+        metric.update(batch, real=True)
+        metric.update(batch, real=False)
     assert torch.equal(metric.real_mean, metric.fake_mean)
     assert torch.equal(metric.real_m2, metric.fake_m2)
     assert torch.allclose(metric.compute(), torch.zeros((), dtype=torch.float64), atol=1e-3)
@@ -332,9 +332,9 @@ def test_fid_antialias_and_tf1_agree_on_identical_sides(standard_weights):
     values = []
     for antialias in (False, True):
         metric = FrechetInceptionDistance(feature=64, antialias=antialias, weights_path=standard_weights)
-        with shared_extraction():
-            metric.update(images, real=True)
-            metric.update(images, real=False)
+        batch = ImageBatch(images)
+        metric.update(batch, real=True)
+        metric.update(batch, real=False)
         values.append(metric.compute())
     assert torch.allclose(values[0], values[1], atol=1e-3)
 

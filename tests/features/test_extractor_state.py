@@ -245,3 +245,21 @@ def test_lpips_network_weights_stay_out_of_state_dicts() -> None:
     _assert_same(network_state, metric.network)
     images = torch.rand(2, 3, 64, 64) * 2 - 1
     assert torch.isfinite(metric(images, images.flip(0))).all()
+
+
+def test_provenance_records_what_the_network_receives_and_the_cache_key_follows_it() -> None:
+    from lightning_genmetrics.callbacks.real_statistics import real_cache_key
+
+    net = TinyFeatureNet(4, seed=1)
+    fields = {
+        mode: ImageFeatures(net, input_range=(0, 1), feature_input=mode).provenance_fields()
+        for mode in ("float", "as_given")
+    }
+    assert fields["float"]["feature_input"] == "float"
+    assert fields["as_given"]["feature_input"] == "as_given"
+    uint8_net = TinyFeatureNet(4, seed=1)
+    uint8_net.input_dtype = torch.uint8  # as the FID InceptionV3 declares: it scales the uint8 images itself
+    assert ImageFeatures(uint8_net, feature_input="as_given").provenance_fields()["feature_input"] == "uint8"
+    # The same weights fed [0, 1] floats or the images as given compute other features: other cache entries.
+    keys = {real_cache_key("ab" * 32, 10, fields[mode], (0.0, 1.0)) for mode in fields}
+    assert len(keys) == 2

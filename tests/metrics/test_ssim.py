@@ -14,7 +14,7 @@ from lightning_genmetrics.metrics.ssim import (
     MultiScaleStructuralSimilarityIndexMeasure,
     StructuralSimilarityIndexMeasure,
 )
-from tests.contract import MetricContract
+from tests.contract import MetricContract, unchanged_state
 
 
 def _pairs(rng, n, shape=(3, 36, 41)):
@@ -137,18 +137,35 @@ def test_metric_contract_of_per_image_maps(rng, option):
     contract.check_rejected_updates([((p[:, :1], t[:, :1]), error, match) for (p, t), error, match in _BAD[:3]])
     if option == "return_full_image":
         refused = (_pairs(rng, 2, (1, 21, 22)), ValueError, r"maps of shape \(1, 20, 22\) so far")
-        contract.check_rejected_updates([refused], forward=False)  # forward: see the test below
+        contract.check_rejected_updates([refused])
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="library bug: SSIM(return_full_image=True).forward accepts maps of another size, which update refuses; "
-    "compute then fails on the mixed sizes",
-)
-def test_forward_of_full_images_of_another_size_is_refused_and_changes_nothing(rng):
-    contract = MetricContract(lambda: SSIM(data_range=1.0, return_full_image=True), [_pairs(rng, 2, (1, 20, 22))] * 2)
-    contract.check_rejected_updates([(_pairs(rng, 2, (1, 21, 22)), ValueError, r"maps of shape \(1, 20, 22\)")])
+def test_full_images_of_another_size_are_refused_by_forward_and_merge_and_change_nothing(rng):
+    # torchmetrics 1.9 takes them and then fails in every later `compute` (it concatenates maps of two sizes).
+    earlier = [_pairs(rng, 2, (1, 20, 22)) for _ in range(2)]
+    contract = MetricContract(lambda: SSIM(data_range=1.0, return_full_image=True), earlier)
+    other_size = _pairs(rng, 3, (1, 21, 22))
+    contract.check_rejected_updates(
+        [(other_size, ValueError, r"\(1, 20, 22\) so far\), got maps of shape \(1, 21, 22\)")]
+    )
+    metric = contract.fed(contract.batches)
+    value, maps = metric.compute()
+    assert maps.shape == (4, 1, 20, 22)
+    other = SSIM(data_range=1.0, return_full_image=True)
+    other.update(*other_size)
+    with unchanged_state(metric), pytest.raises(ValueError, match=r"maps of shape \(1, 21, 22\) into a metric holding"):
+        metric.merge_state(other)
+    with unchanged_state(other), pytest.raises(ValueError, match=r"maps of shape \(1, 20, 22\) into a metric holding"):
+        other.merge_state(metric.metric_state)
+    # The state still computes, and a batch of the first size still joins it.
+    torch.testing.assert_close(metric.compute()[0], value, rtol=0, atol=0)
+    batch_value, batch_maps = metric(*earlier[0])
+    expected_value, expected_maps = structural_similarity_index_measure(
+        *earlier[0], data_range=1.0, return_full_image=True
+    )
+    torch.testing.assert_close(batch_value, expected_value, rtol=1e-14, atol=0)
+    torch.testing.assert_close(batch_maps, expected_maps, rtol=1e-14, atol=0)
+    assert metric.compute()[1].shape == (6, 1, 20, 22)
 
 
 @pytest.mark.filterwarnings("ignore:The ``compute`` method:UserWarning")

@@ -22,8 +22,14 @@ import torch
 
 from lightning_genmetrics import _files
 from lightning_genmetrics._files import read_npz, write_atomically
-from lightning_genmetrics.callbacks.real_statistics import load_tensors, save_tensors
-from lightning_genmetrics.stats import Provenance, ReferenceStatistics, load_statistics, save_statistics
+from lightning_genmetrics.stats import (
+    Provenance,
+    ReferenceStatistics,
+    load_artifact,
+    load_statistics,
+    save_artifact,
+    save_statistics,
+)
 
 
 def _statistics(rng, d=4, n=30):
@@ -40,11 +46,19 @@ def _save_statistics(path, rng):
     save_statistics(path, _statistics(rng))
 
 
-def _save_tensors(path, rng):
-    save_tensors(path, _tensors(rng))
+def _save_tensors(path, tensors):
+    save_artifact(path, tensors, kind="reservoir", provenance=Provenance(extractor="Net"))
 
 
-WRITERS = {"save_statistics": _save_statistics, "save_tensors": _save_tensors}
+def _load_tensors(path, names):
+    return load_artifact(path, kind="reservoir", names=names).arrays
+
+
+def _save_artifact(path, rng):
+    _save_tensors(path, _tensors(rng))
+
+
+WRITERS = {"save_statistics": _save_statistics, "save_artifact": _save_artifact}
 
 
 def _listing(folder):
@@ -282,10 +296,10 @@ def _assert_refused(call, path):
         call()
 
 
-def test_load_tensors_refuses_each_kind_of_bad_file_naming_it(rng, tmp_path):
+def test_load_artifact_refuses_each_kind_of_bad_file_naming_it(rng, tmp_path):
     good = tmp_path / "good.npz"
     tensors = _tensors(rng)
-    save_tensors(good, tensors)
+    _save_tensors(good, tensors)
     names = ("n", "features")
     cases = {
         "empty.npz": b"",
@@ -301,22 +315,25 @@ def test_load_tensors_refuses_each_kind_of_bad_file_naming_it(rng, tmp_path):
         np.save(file, np.arange(5))
     with open(tmp_path / "pickle.npz", "wb") as file:
         np.save(file, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    np.savez(tmp_path / "missing.npz", n=np.array(3))  # no `features`, no `sha256`
-    arrays = {k: v.numpy() for k, v in tensors.items()}
-    np.savez(tmp_path / "edited.npz", **{**arrays, "features": arrays["features"] + 1.0, "sha256": np.zeros(32, "u1")})
+    np.savez(tmp_path / "missing.npz", n=np.array(3))  # no `features`, no bookkeeping
+    arrays = read_npz(good)
+    np.savez(tmp_path / "edited.npz", **{**arrays, "features": arrays["features"] + 1.0})  # the old checksum
     for name in (*cases, "missing.npz", "edited.npz"):
-        _assert_refused(lambda name=name: load_tensors(tmp_path / name, names), tmp_path / name)
+        _assert_refused(lambda name=name: _load_tensors(tmp_path / name, names), tmp_path / name)
     with pytest.raises(FileNotFoundError):
-        load_tensors(tmp_path / "absent.npz", names)
+        _load_tensors(tmp_path / "absent.npz", names)
 
 
-def test_load_tensors_refuses_an_array_torch_cannot_hold(tmp_path):
+def test_load_artifact_refuses_an_array_torch_cannot_hold(tmp_path):
     # A consistent checksum over text: everything numpy reads, but not a tensor.
-    from lightning_genmetrics.callbacks.real_statistics import _digest
+    from lightning_genmetrics.stats import _checksum
 
     arrays = {"root": np.array(["a", "b"])}
-    np.savez(tmp_path / "text.npz", **arrays, sha256=np.frombuffer(_digest(arrays, ("root",)), dtype=np.uint8))
-    _assert_refused(lambda: load_tensors(tmp_path / "text.npz", ("root",)), tmp_path / "text.npz")
+    text = '{"extractor": "Net"}'
+    bookkeeping = {"kind": np.array("reservoir"), "num_samples": np.array(-1), "provenance": np.array(text)}
+    checksum = _checksum("reservoir", arrays, bookkeeping["num_samples"], text)
+    np.savez(tmp_path / "text.npz", **arrays, **bookkeeping, checksum=np.array(checksum))
+    _assert_refused(lambda: _load_tensors(tmp_path / "text.npz", ("root",)), tmp_path / "text.npz")
 
 
 @pytest.mark.parametrize("compressed", [False, True])
@@ -324,14 +341,14 @@ def test_every_truncation_and_every_byte_flip_is_refused_or_harmless(rng, tmp_pa
     """No damaged copy of a real file may load as different values: each is refused or reads the same."""
     path = tmp_path / "t.npz"
     tensors = {"x": torch.from_numpy(rng.standard_normal(3))}
-    save_tensors(path, tensors)
+    _save_tensors(path, tensors)
     if compressed:  # deflated members, so damage also reaches zlib
         arrays = read_npz(path)
         np.savez_compressed(path, **arrays)
     intact = path.read_bytes()
     for length in sorted({*range(0, len(intact), 16), *range(len(intact) - 120, len(intact))}):
         path.write_bytes(intact[:length])  # cut at every 16th byte and everywhere in the directory at the end
-        _assert_refused(lambda: load_tensors(path, ("x",)), path)
+        _assert_refused(lambda: _load_tensors(path, ("x",)), path)
     path.write_bytes(intact)
     refusals = []
     descriptor = os.open(path, os.O_WRONLY)
@@ -339,7 +356,7 @@ def test_every_truncation_and_every_byte_flip_is_refused_or_harmless(rng, tmp_pa
         for position in range(len(intact)):
             os.pwrite(descriptor, bytes([intact[position] ^ 0xFF]), position)
             try:
-                loaded = load_tensors(path, ("x",))
+                loaded = _load_tensors(path, ("x",))
             except ValueError as error:
                 refusals.append(str(error))
             else:  # a byte nobody reads (a timestamp, a version field): the same tensor

@@ -3,6 +3,7 @@ before the first training step, and no stale or partial number is logged."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import math
 import os
@@ -23,7 +24,7 @@ from lightning_genmetrics import CallableSampler, GANSampler
 from lightning_genmetrics.callbacks import GenerativeMetricsCallback
 from lightning_genmetrics.callbacks.sharding import RankShare, known_sample_count
 from lightning_genmetrics.samplers.base import NonFiniteSamplesError, sample_seed
-from lightning_genmetrics.stats import load_statistics
+from lightning_genmetrics.stats import load_statistics, save_statistics
 from tests.helpers import ReadCountingImages as Images
 from tests.helpers import TinyFeatureNet
 
@@ -231,7 +232,7 @@ def test_damaged_cache_files_are_warned_about_recomputed_and_rewritten(tmp_path:
     cache = tmp_path / "cache"
     first = _cache_run(tmp_path, cache, "first")
     files = sorted(cache.glob("real-*.npz"))
-    assert [path.name.split("-")[1] for path in files] == ["kid", "root", "statistics"]
+    assert [path.name.split("-")[1] for path in files] == ["kid", "statistics"]
     for path in files:
         if damage == "empty":
             path.write_bytes(b"")
@@ -246,13 +247,13 @@ def test_damaged_cache_files_are_warned_about_recomputed_and_rewritten(tmp_path:
         warnings.simplefilter("always")
         second = _cache_run(tmp_path, cache, "second")
     notes = [m for m in messages(caught) if "ignores the cached" in m]
-    # The root is only read once the statistics are: here it is recomputed with them, and replaced.
-    for path in files[0], files[2]:
+    # The covariance's root lives in the statistics file: recomputed with them, and written again.
+    for path in files:
         assert any(str(path) in note for note in notes), (path, notes)
     assert second.history[0]["fid"] == pytest.approx(first.history[0]["fid"], rel=1e-12)
     assert second.history[0]["kid"] == pytest.approx(first.history[0]["kid"], rel=1e-12, abs=1e-15)
-    # Rewritten: a third run reads all three without a word.
-    load_statistics(next(cache.glob("real-statistics-*.npz")))
+    # Rewritten: a third run reads both without a word.
+    assert load_statistics(next(cache.glob("real-statistics-*.npz"))).sigma_root is not None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         third = _cache_run(tmp_path, cache, "third")
@@ -262,19 +263,18 @@ def test_damaged_cache_files_are_warned_about_recomputed_and_rewritten(tmp_path:
 
 
 def test_a_wrong_covariance_root_is_replaced(tmp_path: Path) -> None:
-    from lightning_genmetrics.callbacks.real_statistics import load_tensors, save_tensors
-
     cache = tmp_path / "cache"
     first = _cache_run(tmp_path, cache, "first")
-    root_file = next(cache.glob("real-root-*.npz"))
-    good = load_tensors(root_file, ("root",))["root"]
-    save_tensors(root_file, {"root": good * 2})  # a valid file with the wrong content
+    path = next(cache.glob("real-statistics-*.npz"))
+    statistics = load_statistics(path)
+    good = statistics.sigma_root
+    save_statistics(path, dataclasses.replace(statistics, sigma_root=good * 2))  # a valid file with the wrong root
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         second = _cache_run(tmp_path, cache, "second")
-    assert any("square root" in m and str(root_file) in m for m in messages(caught))
+    assert any("square root" in m and str(path) in m for m in messages(caught))
     assert second.history[0]["fid"] == pytest.approx(first.history[0]["fid"], rel=1e-12)
-    assert torch.equal(load_tensors(root_file, ("root",))["root"], good)
+    assert torch.equal(load_statistics(path).sigma_root, good)
 
 
 def _failing_writes(monkeypatch: pytest.MonkeyPatch, error: int) -> None:
@@ -302,7 +302,7 @@ def test_unwritable_cache_warns_once_per_file_and_training_goes_on(
     assert len(callback.history) == 2
     assert all(math.isfinite(record["fid"]) for record in callback.history)
     notes = [m for m in messages(caught) if "cannot write the cache file" in m]
-    assert len(notes) == 3  # statistics, KID reservoir, root: one warning each
+    assert len(notes) == 2  # statistics (then with their root), KID reservoir: one warning each
     assert all(os.strerror(error) in note for note in notes)
     assert not [path for path in cache.iterdir() if path.is_file()]  # nothing written, no temporary left
     reference = make_callback(DataLoader(Images(), batch_size=8), metrics=("fid", "kid"))
@@ -319,7 +319,8 @@ def test_cache_dir_below_a_regular_file_warns_and_training_goes_on(tmp_path: Pat
         warnings.simplefilter("always")
         make_trainer(tmp_path, [callback], max_epochs=1).fit(Generator(), train_loader())
     assert math.isfinite(callback.history[0]["fid"])
-    assert len([m for m in messages(caught) if "cannot write the cache file" in m]) == 2  # statistics, root
+    # The statistics file, written once, then again with the covariance's root: one warning.
+    assert len([m for m in messages(caught) if "cannot write the cache file" in m]) == 1
 
 
 # Configuration errors before the first step ---------------------------------------------------------------------

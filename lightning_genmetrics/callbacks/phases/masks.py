@@ -2,16 +2,21 @@
 
 The mask loader's batches are sharded over the ranks (batch ``b`` on rank ``b mod W``); the sample drawn for the
 mask at global position ``i`` is sample ``i`` of the seeded stream, with the mask as the sampler's ``labels``.
+When figures are wanted, rank 0's segmenter keeps its first ``panel_rows`` masks, samples and label maps as it
+scores them, and the phase hands the reporter their panel (mask | sample | predicted | disagreement, with the
+per-class IoU of the whole evaluation): no second pass of the segmenter.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from lightning_genmetrics.callbacks import panels
 from lightning_genmetrics.callbacks.conditional import MaskFidelity
 from lightning_genmetrics.callbacks.phases.scope import EvaluationContext, PhaseResult
 
@@ -41,16 +46,29 @@ class MaskConditioning:
     Args:
         fidelity: the segmenter's scores.
         masks: a fixed-order ``DataLoader`` of conditioning masks.
+        panel_rows: the rows of rank 0's segmentation panel, 0 for none.
+        figures_wanted: ``trainer -> bool``: whether to keep the panel's rows; ``None`` for never.
     """
 
-    def __init__(self, fidelity: MaskFidelity, masks: DataLoader) -> None:
+    def __init__(
+        self,
+        fidelity: MaskFidelity,
+        masks: DataLoader,
+        *,
+        panel_rows: int = 0,
+        figures_wanted: Callable[[Any], bool] | None = None,
+    ) -> None:
         self.fidelity = fidelity
         self.masks = masks
+        self.panel_rows = panel_rows
+        self.figures_wanted = figures_wanted
 
     def run(self, context: EvaluationContext, sampler: Any, label: str) -> PhaseResult:
         """Evaluate ``sampler`` (``label`` names a guidance strength in messages)."""
         fidelity = self.fidelity
-        fidelity.reset()
+        trainer = context.trainer
+        keep = self.figures_wanted is not None and trainer.is_global_zero and self.figures_wanted(trainer)
+        fidelity.reset(preview_rows=self.panel_rows if keep else 0)
         nonfinite = 0
         for item in context.share(self.masks):
             masks = batch_to_masks(item.batch).to(context.device)
@@ -65,4 +83,26 @@ class MaskConditioning:
         if values is not None:
             return PhaseResult(values)
         with context.timer("compute"):
-            return PhaseResult(fidelity.compute())
+            values = fidelity.compute()
+        return PhaseResult(values, panels=self._panels())
+
+    def _panels(self) -> dict[str, Callable[[str], Any]]:
+        """Rank 0's segmentation panel from what the segmenter kept, ``{}`` without a preview."""
+        preview, iou = self.fidelity.preview(), self.fidelity.per_class_iou
+        if preview is None or iou is None:
+            return {}
+        masks, samples, predicted = preview
+        num_classes = self.fidelity.scores.num_classes
+
+        def draw(title: str) -> Any:
+            return panels.segmentation_panel(
+                masks,
+                samples,
+                predicted,
+                num_classes=num_classes,
+                per_class_iou=iou,
+                max_rows=masks.shape[0],
+                title=title,
+            )
+
+        return {"segmentation": draw}

@@ -82,11 +82,13 @@ def count_nonfinite(images: Tensor) -> int:
 @dataclass
 class PhaseResult:
     """What a phase hands the reporter: values by logged key (unprefixed), rank 0's sample grids by tag suffix,
-    and the features' PCA projection for the figure (or ``None``)."""
+    the features' PCA projection for the figure (or ``None``), and rank 0's panels: ``title -> Figure`` by tag
+    (unprefixed), drawn by the reporter from state the phase already holds."""
 
     values: dict[str, float] = field(default_factory=dict)
     grids: dict[str, Tensor] = field(default_factory=dict)
     projection: Any = None
+    panels: dict[str, Callable[[str], Any]] = field(default_factory=dict)
 
 
 @dataclass
