@@ -210,3 +210,13 @@ def run_example(script: str, *args: str, timeout: float = 120) -> str:
     )
     assert result.returncode == 0, f"{script} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
+
+
+def write_image_folder(path: Path, images: torch.Tensor) -> Path:
+    """Create the folder ``path`` holding uint8 ``[N, 3, H, W]`` ``images`` as PNG files ``000.png``, ``001.png``..."""
+    from PIL import Image
+
+    path.mkdir()
+    for i, image in enumerate(images):
+        Image.fromarray(image.permute(1, 2, 0).numpy()).save(path / f"{i:03d}.png")
+    return path

@@ -12,7 +12,7 @@ from PIL import Image
 from lightning_genmetrics import FIDInceptionV3, FrechetInceptionDistance, InceptionScore, KernelInceptionDistance
 from lightning_genmetrics.cli import main
 from lightning_genmetrics.stats import load_statistics
-from tests.helpers import seeded_inception_state
+from tests.helpers import seeded_inception_state, write_image_folder
 
 
 @pytest.fixture(autouse=True)
@@ -30,20 +30,13 @@ def weights(tmp_path_factory):
     return path
 
 
-def _write_folder(path, images):
-    path.mkdir()
-    for i, image in enumerate(images):
-        Image.fromarray(image.permute(1, 2, 0).numpy()).save(path / f"{i:03d}.png")
-    return path
-
-
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     rng = np.random.default_rng(int(np.random.SeedSequence().entropy % 2**32))
     root = tmp_path_factory.mktemp("images")
     real = torch.from_numpy(rng.integers(0, 256, (5, 3, 24, 24), dtype=np.uint8))
     fake = torch.from_numpy(rng.integers(0, 160, (4, 3, 24, 24), dtype=np.uint8))
-    return {"real": (_write_folder(root / "real", real), real), "fake": (_write_folder(root / "fake", fake), fake)}
+    return {name: (write_image_folder(root / name, x), x) for name, x in (("real", real), ("fake", fake))}
 
 
 def _options(weights):

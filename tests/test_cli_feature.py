@@ -15,11 +15,10 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from lightning_genmetrics.cli import build_parser, main
 from lightning_genmetrics.stats import load_statistics, weights_fingerprint
-from tests.helpers import exact_frechet, exact_inception_score, exact_mmd2
+from tests.helpers import exact_frechet, exact_inception_score, exact_mmd2, write_image_folder
 
 MODULE = "genmetrics_cli_test_nets"  # a name no installed package uses
 NETS = '''
@@ -90,13 +89,6 @@ def nets(nets_dir, monkeypatch):
     return module
 
 
-def _write_folder(path, images):
-    path.mkdir()
-    for i, image in enumerate(images):
-        Image.fromarray(image.permute(1, 2, 0).numpy()).save(path / f"{i:03d}.png")
-    return path
-
-
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     seed = int(np.random.SeedSequence().entropy % 2**32)
@@ -107,9 +99,9 @@ def folders(tmp_path_factory):
     fake = torch.from_numpy(rng.integers(0, 150, (7, 3, 12, 12), dtype=np.uint8))
     other = torch.from_numpy(rng.integers(60, 256, (7, 3, 10, 10), dtype=np.uint8))
     return {
-        "real": (_write_folder(root / "real", real), real),
-        "fake": (_write_folder(root / "fake", fake), fake),
-        "other": (_write_folder(root / "other", other), other),
+        "real": (write_image_folder(root / "real", real), real),
+        "fake": (write_image_folder(root / "fake", fake), fake),
+        "other": (write_image_folder(root / "other", other), other),
     }
 
 

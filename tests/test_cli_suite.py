@@ -15,7 +15,6 @@ import time
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from lightning_genmetrics.cli import _ENCODERS, _INCEPTION_RESIZES, main
 from lightning_genmetrics.features import clip, dinov2, resize
@@ -30,7 +29,7 @@ from lightning_genmetrics.metrics import (
 )
 from lightning_genmetrics.metrics import prdc as prdc_module
 from lightning_genmetrics.stats import load_statistics, weights_fingerprint
-from tests.helpers import TinyFeatureNet, exact_frechet
+from tests.helpers import TinyFeatureNet, exact_frechet, write_image_folder
 
 TINY_DINOV2 = DINOv2Architecture("tiny", embed_dim=32, depth=2, num_heads=4, pos_grid=5)
 TINY_CLIP = CLIPVisionConfig(image_size=32, patch_size=16, width=64, layers=2, output_dim=8)
@@ -66,13 +65,6 @@ def weights(tmp_path_factory):
     return files
 
 
-def _write_folder(path, images):
-    path.mkdir()
-    for i, image in enumerate(images):
-        Image.fromarray(image.permute(1, 2, 0).numpy()).save(path / f"{i:03d}.png")
-    return path
-
-
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     seed = int(np.random.SeedSequence().entropy % 2**32)
@@ -84,7 +76,8 @@ def folders(tmp_path_factory):
         "fake": rng.integers(0, 170, (6, 3, 20, 24), dtype=np.uint8),
         "one": rng.integers(0, 256, (1, 3, 20, 24), dtype=np.uint8),
     }
-    return {name: (_write_folder(root / name, torch.from_numpy(x)), torch.from_numpy(x)) for name, x in sides.items()}
+    tensors = {name: torch.from_numpy(x) for name, x in sides.items()}
+    return {name: (write_image_folder(root / name, x), x) for name, x in tensors.items()}
 
 
 def _dinov2(weights, **kwargs):
