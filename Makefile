@@ -30,12 +30,12 @@ test: lint pytest
 # The lowest versions of the direct dependencies that pyproject.toml allows (constraints-lowest.txt), installed without
 # their dependencies into a folder named by that file's hash and put in front of the environment with PYTHONPATH:
 # torch and torchvision stay the pinned pair, the rest stays as `install` left it. The tests, in the full suite's
-# order: the metrics (tests/suite too), the callback, the samplers, the statistics files, the checks of the private
-# APIs used, two DDP runs and the doctests. tests/compat is left out: "same number as torchmetrics" holds for the
+# order: the metrics (tests/suite too), the callback, the fault injection into real runs, the samplers, the statistics
+# files, the checks of the private APIs used, two DDP runs and the doctests. tests/compat is left out: "same number as torchmetrics" holds for the
 # torchmetrics of constraints.txt only.
 LOWEST := $(VENV)/lowest-$(shell sha256sum constraints-lowest.txt | cut -c1-12)
 LOWEST_TESTS := tests/callbacks tests/ddp/test_ddp.py tests/ddp/test_ddp_config.py tests/functional tests/metrics \
-	tests/samplers tests/suite tests/test_compat_libraries.py tests/test_stats.py lightning_genmetrics
+	tests/reliability tests/samplers tests/suite tests/test_compat_libraries.py tests/test_stats.py lightning_genmetrics
 
 $(LOWEST)/.installed: constraints-lowest.txt | $(STAMP)
 	rm -rf $(VENV)/lowest-*

@@ -16,7 +16,7 @@ import socket
 import struct
 import threading
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -73,6 +73,36 @@ def write_atomically(path: str | os.PathLike[str], write: Callable[[BinaryIO], N
     return path
 
 
+def write_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> Path:
+    """Create or replace the ``.npz`` archive ``path`` holding ``arrays`` (no pickle), all or nothing.
+
+    The layout is ``np.savez``'s (one ``NAME.npy`` member per array), written as :func:`write_atomically`
+    writes. The archive is written here rather than by ``np.savez``: before numpy 2, ``np.savez`` leaves
+    its ``ZipFile`` open when a write fails part-way, and that object's finaliser later writes to the
+    closed file and raises at an arbitrary point of the program. Here the archive and its member are
+    closed on every path, before the file is.
+
+    Raises:
+        OSError: the file cannot be written, as for :func:`write_atomically`.
+        ValueError: an object array (it would need pickle).
+
+    Example:
+        >>> import tempfile
+        >>> target = Path(tempfile.mkdtemp()) / "a.npz"
+        >>> read_npz(write_npz(target, {"x": np.arange(3), "name": np.array("net")}))
+        {'x': array([0, 1, 2]), 'name': array('net', dtype='<U3')}
+    """
+
+    def write(file: BinaryIO) -> None:
+        with zipfile.ZipFile(file, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for name, array in arrays.items():
+                # force_zip64 as np.savez does: the member's size is not known when its header is written.
+                with archive.open(f"{name}.npy", mode="w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+    return write_atomically(path, write)
+
+
 def read_npz(
     path: str | os.PathLike[str], names: tuple[str, ...] | None = None, *, what: str = "file"
 ) -> dict[str, np.ndarray]:
@@ -91,7 +121,7 @@ def read_npz(
     Example:
         >>> import tempfile
         >>> target = Path(tempfile.mkdtemp()) / "a.npz"
-        >>> _ = write_atomically(target, lambda file: np.savez(file, x=np.arange(3)))
+        >>> _ = write_npz(target, {"x": np.arange(3)})
         >>> read_npz(target)["x"]
         array([0, 1, 2])
     """

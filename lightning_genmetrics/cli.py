@@ -805,7 +805,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="a local copy of the standard network's weights (default: its environment variable, e.g. "
         "$LIGHTNING_GENMETRICS_INCEPTION_WEIGHTS, $LIGHTNING_GENMETRICS_DINOV2_VITL14_WEIGHTS, "
-        "$LIGHTNING_GENMETRICS_CLIP_WEIGHTS, else the torch hub cache, downloaded there on first use)",
+        "$LIGHTNING_GENMETRICS_CLIP_VIT_B32_WEIGHTS, else the torch hub cache, downloaded there on first use)",
     )
     options.add_argument(
         "--no-verify-weights",

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lightning_genmetrics._files import read_npz, write_atomically
+from lightning_genmetrics._files import read_npz, write_npz
 
 UNKNOWN = "unknown"
 # The fields that must agree for two sets of statistics to be comparable.
@@ -258,7 +258,9 @@ def _check_positive_semidefinite(sigma: Tensor, tolerance: float) -> None:
 def weights_fingerprint(module: nn.Module) -> str:
     """SHA-256 over a module's state-dict tensors (names, dtypes, shapes and bytes, in order).
 
-    Identifies the weights an extractor computes with, whatever file they came from.
+    Identifies the weights an extractor computes with, whatever file they came from. A module that computes with
+    another module's weights (an ``InceptionLayerView`` of a ``FIDInceptionV3``) names it as ``weights_module``; the
+    fingerprint is that module's, so a view and a standalone network with the same weights have the same one.
 
     Example:
         >>> from torch import nn
@@ -266,6 +268,7 @@ def weights_fingerprint(module: nn.Module) -> str:
         >>> weights_fingerprint(nn.Linear(2, 2)) == weights_fingerprint(nn.Linear(2, 2))
         False
     """
+    module = getattr(module, "weights_module", module)
     digest = hashlib.sha256()
     for name, tensor in module.state_dict().items():
         data = tensor.detach().cpu().contiguous()
@@ -333,7 +336,7 @@ def save_statistics(path: str | os.PathLike[str], statistics: ReferenceStatistic
         "provenance": np.array(provenance),
         "checksum": np.array(_checksum(STATISTICS, data, num_samples, provenance)),
     }
-    return write_atomically(path, lambda file: np.savez(file, **arrays))
+    return write_npz(path, arrays)
 
 
 def load_statistics(path: str | os.PathLike[str]) -> ReferenceStatistics:
@@ -443,20 +446,35 @@ def save_artifact(
         "provenance": np.array(text),
         "checksum": np.array(_checksum(kind, data, num_samples, text)),
     }
-    return write_atomically(Path(path), lambda file: np.savez(file, **content))
+    return write_npz(path, content)
 
 
-def load_artifact(path: str | os.PathLike[str], *, kind: str, names: tuple[str, ...]) -> Artifact:
+def load_artifact(path: str | os.PathLike[str], *, kind: str, names: tuple[str, ...] | None = None) -> Artifact:
     """Read the arrays ``names`` of an artifact of ``kind`` written by :func:`save_artifact`, verified.
 
     Like the statistics files' checksum, the artifact's catches accidental corruption, not deliberate edits;
     what the arrays must satisfy beyond that is checked by whoever loads them (e.g.
     ``KernelInceptionDistance.load_real_reservoir``).
 
+    Args:
+        path: the file.
+        kind: the kind it must hold (see :func:`save_artifact`).
+        names: the arrays to return, each required; ``None`` (the default) returns every array the file holds
+            beside its bookkeeping (for artifacts with optional arrays, e.g. a precision/recall reservoir's
+            ``radii``). The checksum is verified over all of the file's arrays either way.
+
     Raises:
         FileNotFoundError: no such file.
         ValueError: anything wrong with a file that is there, naming the file: unreadable, another ``kind``,
             a missing array, a checksum that does not match, a malformed provenance, an array torch cannot hold.
+
+    Example:
+        >>> import tempfile, torch
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = save_artifact(f"{tmp}/r.npz", {"keys": torch.arange(3), "radii": torch.ones(3)},
+        ...                          kind="reservoir", provenance=Provenance(num_samples=3))
+        ...     sorted(load_artifact(path, kind="reservoir").arrays)
+        ['keys', 'radii']
     """
     path = Path(path)
     if not path.is_file():
@@ -466,11 +484,13 @@ def load_artifact(path: str | os.PathLike[str], *, kind: str, names: tuple[str, 
     found = _kind(label, arrays)
     if found != kind:
         raise ValueError(f"{label} holds a {found!r} artifact, not {kind!r}.")
-    missing = [name for name in (*names, *_BOOKKEEPING) if name not in arrays]
+    missing = [name for name in (*(names or ()), *_BOOKKEEPING) if name not in arrays]
     if missing:
         raise ValueError(f"{label} has no {missing} array(s); it holds {sorted(arrays)}.")
     data = {name: value for name, value in arrays.items() if name not in {"kind", *_BOOKKEEPING}}
     provenance = _read_bookkeeping(label, arrays, kind, data)
+    if names is None:
+        names = tuple(sorted(data))
     try:
         tensors = {name: torch.from_numpy(data[name].copy()) for name in names}
     except (TypeError, ValueError, RuntimeError) as error:

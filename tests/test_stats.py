@@ -526,6 +526,35 @@ def test_artifacts_round_trip_with_provenance_and_refuse_another_kind(rng, tmp_p
         load_artifact(tmp_path / "absent.npz", kind="reservoir", names=())
 
 
+def test_artifact_without_names_gives_every_array_and_still_verifies_them_all(rng, tmp_path):
+    from lightning_genmetrics.stats import load_artifact, save_artifact
+
+    features = torch.from_numpy(rng.standard_normal((5, 3)))
+    radii = torch.from_numpy(rng.random(5))
+    provenance = Provenance(extractor="Net", num_samples=5)
+    path = save_artifact(
+        tmp_path / "r.npz", {"features": features, "radii": radii}, kind="reservoir", provenance=provenance
+    )
+    loaded = load_artifact(path, kind="reservoir", names=None)
+    assert sorted(loaded.arrays) == ["features", "radii"]
+    assert torch.equal(loaded.arrays["features"], features)
+    assert torch.equal(loaded.arrays["radii"], radii)
+    assert loaded.provenance == provenance
+    assert sorted(load_artifact(path, kind="reservoir").arrays) == ["features", "radii"]
+    # Without the optional array, the same call gives what is there.
+    bare = save_artifact(tmp_path / "b.npz", {"features": features}, kind="reservoir", provenance=provenance)
+    assert sorted(load_artifact(bare, kind="reservoir").arrays) == ["features"]
+    # The checksum still covers every array, named or not.
+    with np.load(path) as data:
+        edited = {**dict(data), "radii": data["radii"] * 2}
+    np.savez(path, **edited)
+    for names in (None, ("features",)):
+        with pytest.raises(ValueError, match="checksum"):
+            load_artifact(path, kind="reservoir", names=names)
+    with pytest.raises(ValueError, match="'reservoir' artifact, not 'radii'"):
+        load_artifact(bare, kind="radii")
+
+
 def test_artifact_checksum_covers_arrays_kind_and_provenance(rng, tmp_path):
     from lightning_genmetrics.stats import load_artifact, save_artifact
 

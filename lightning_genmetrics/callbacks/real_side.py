@@ -12,9 +12,9 @@ What a metric can cache is read off the metric, not its name, and written in the
   as a statistics file ``real-statistics-<key>.npz``; with ``real_sqrt()`` (``real_statistics(with_root=True)``)
   the file is written again with the covariance's square root ``sigma_root`` once the first evaluation computed
   it, so a new run skips the eigendecomposition (a file without it loads all the same);
-- ``real_reservoir()`` and ``load_real_reservoir(state)`` (our KID, precision/recall with its k-NN radii, CMMD): its
-  bounded reservoir of real features, an artifact ``real-<name>-<key>.npz`` of kind ``real_reservoir/<class>``,
-  loaded on rank 0 alone (synchronisation merges it into every rank's value).
+- ``real_reservoir()`` and ``load_real_reservoir(state)`` (our KID, precision/recall with its k-NN radii, CMMD with its
+  real kernel mean): its bounded reservoir of real features, an artifact ``real-<name>-<key>.npz`` of kind
+  ``real_reservoir/<class>``, loaded on rank 0 alone (synchronisation merges it into every rank's value).
 
 The key hashes the data fingerprint, the metric extractor's provenance (``metric.extractor.provenance_fields()``:
 the encoder, a hash of its weights, its layer and resize) and the protocol version; a reservoir's key also the

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import re
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,6 @@ CACHE_PROTOCOL = "genmetrics-callback-real-v1"
 _DIGEST_BYTES = 32
 # What decides a reservoir's rows and what is cached with them, for the metrics that have these attributes.
 _RESERVOIR_SETTINGS = ("max_samples", "seed", "k")
-# The arrays every artifact holds beside its own (see lightning_genmetrics.stats).
-_ARTIFACT_BOOKKEEPING = frozenset({"kind", "num_samples", "provenance", "checksum"})
 
 
 def read_real_images(
@@ -115,22 +112,11 @@ def load_reservoir(path: Path, *, kind: str, expected: Provenance) -> dict[str, 
         ValueError: anything wrong with the file (see :func:`~lightning_genmetrics.stats.load_artifact`), or another
             provenance.
     """
-    artifact = load_artifact(path, kind=kind, names=_array_names(path))
+    artifact = load_artifact(path, kind=kind, names=None)
     differences = expected.differences(artifact.provenance)
     if differences:
         raise ValueError(f"The cache file '{path}' was made by another extractor ({'; '.join(differences)}).")
     return artifact.arrays
-
-
-def _array_names(path: Path) -> tuple[str, ...]:
-    """The arrays of an ``.npz`` beside the artifact bookkeeping, read off its zip directory; none when it is not
-    one (``load_artifact`` then says what is wrong with the file)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = [name.removesuffix(".npy") for name in archive.namelist()]
-    except (OSError, zipfile.BadZipFile, EOFError, ValueError):
-        return ()
-    return tuple(name for name in names if name not in _ARTIFACT_BOOKKEEPING)
 
 
 def real_cache_key(data_fingerprint: str, num_samples: int, provenance: dict[str, str], input_range: Any) -> str:

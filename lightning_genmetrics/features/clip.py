@@ -44,7 +44,6 @@ CLIPModelName = Literal["ViT-B/32", "ViT-L/14@336px"]
 CLIP_MODEL_NAMES: tuple[str, ...] = get_args(CLIPModelName)
 CLIPPreprocess = Literal["clip", "cmmd", "torch-fidelity", "torch-antialias"]
 CLIP_PREPROCESS_MODES: tuple[str, ...] = get_args(CLIPPreprocess)
-CLIP_WEIGHTS_ENV_VAR = "LIGHTNING_GENMETRICS_CLIP_WEIGHTS"
 
 # OpenAI's `clip/clip.py` (`_transform`): the statistics every CLIP model was trained with.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -106,6 +105,29 @@ CLIP_WEIGHTS: dict[str, WeightsFile] = {
     ),
 }
 
+# One variable per model: each file is checked against its own model's pinned hash, so one variable shared by both
+# would refuse the other model's file.
+CLIP_WEIGHTS_ENV_VARS: dict[str, str] = {
+    "ViT-B/32": "LIGHTNING_GENMETRICS_CLIP_VIT_B32_WEIGHTS",
+    "ViT-L/14@336px": "LIGHTNING_GENMETRICS_CLIP_VIT_L14_336_WEIGHTS",
+}
+
+
+def clip_weights_env_var(model: str) -> str:
+    """The environment variable that may hold a local copy of ``model``'s weights.
+
+    Raises:
+        ValueError: an unknown ``model``.
+
+    Example:
+        >>> clip_weights_env_var("ViT-L/14@336px")
+        'LIGHTNING_GENMETRICS_CLIP_VIT_L14_336_WEIGHTS'
+    """
+    if not isinstance(model, str) or model not in CLIP_WEIGHTS_ENV_VARS:
+        raise ValueError(f"Expected `model` to be one of {CLIP_MODEL_NAMES}, got {model!r}.")
+    return CLIP_WEIGHTS_ENV_VARS[model]
+
+
 # Encoder names (for the command line and the callback) and the settings of the metric they are the reference of.
 CLIP_ENCODERS: dict[str, dict[str, Any]] = {
     # CLIP-FID as clean-fid computes it (`model_name="clip_vit_b_32"`): raw embeddings, OpenAI's preprocess.
@@ -147,7 +169,10 @@ class CLIPImageEncoder(nn.Module):
         normalize: divide each embedding by its norm (CMMD does; CLIP-FID does not).
         pretrained: load OpenAI's weights; ``False`` leaves a random initialisation and downloads nothing.
         weights_path: a local file to load instead of the cache/download: OpenAI's TorchScript archive, or a
-            ``torch.save``-d state dict with OpenAI's names (with or without the ``visual.`` prefix).
+            ``torch.save``-d state dict with OpenAI's names (with or without the ``visual.`` prefix). Without
+            it, the file named by the model's environment variable (:func:`clip_weights_env_var`:
+            ``LIGHTNING_GENMETRICS_CLIP_VIT_B32_WEIGHTS`` or ``LIGHTNING_GENMETRICS_CLIP_VIT_L14_336_WEIGHTS``)
+            is used, else the torch hub cache, else the download.
         verify_weights: check a user-given ``weights_path`` against the pinned SHA-256; ``False`` only for
             your own files (e.g. a state dict saved from OpenAI's or open_clip's model).
 
@@ -195,7 +220,8 @@ class CLIPImageEncoder(nn.Module):
         self.visual = CLIPVisionTransformer(self.config)
         if pretrained:
             spec = CLIP_WEIGHTS[model]
-            path = fetch_weights(spec, path=weights_path, env_var=CLIP_WEIGHTS_ENV_VAR, verify=verify_weights)
+            env_var = clip_weights_env_var(model)
+            path = fetch_weights(spec, path=weights_path, env_var=env_var, verify=verify_weights)
             self.visual.load_state_dict(load_clip_visual_state_dict(path), strict=True)
             self.weights_sha256 = spec.sha256 if verify_weights or weights_path is None else None
         self.requires_grad_(False)
@@ -595,12 +621,13 @@ __all__ = [
     "CLIP_PREPROCESS_MODES",
     "CLIP_STD",
     "CLIP_WEIGHTS",
-    "CLIP_WEIGHTS_ENV_VAR",
+    "CLIP_WEIGHTS_ENV_VARS",
     "CLIPImageEncoder",
     "CLIPModelName",
     "CLIPPreprocess",
     "CLIPVisionConfig",
     "CLIPVisionTransformer",
     "clip_preprocess",
+    "clip_weights_env_var",
     "load_clip_visual_state_dict",
 ]

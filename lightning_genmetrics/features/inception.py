@@ -88,6 +88,7 @@ class FIDInceptionV3(nn.Module):
     """
 
     input_dtype = torch.uint8
+    extractor_name = "FIDInceptionV3"
 
     def __init__(
         self,
@@ -235,10 +236,22 @@ class FIDInceptionV3(nn.Module):
 class InceptionLayerView(nn.Module):
     """Another layer of a ``FIDInceptionV3``, sharing its weights and, on an ``ImageBatch``, its pass.
 
-    Made by :meth:`FIDInceptionV3.layer_view`; takes uint8 ``[N, 3, H, W]`` like the network.
+    Made by :meth:`FIDInceptionV3.layer_view`; takes uint8 ``[N, 3, H, W]`` like the network. Its provenance
+    (extractor name, weights fingerprint, layer, resize) is that of a ``FIDInceptionV3(layer)`` with the same weights,
+    so statistics computed through a view and through a standalone network of that layer are compatible.
+
+    Example:
+        >>> from lightning_genmetrics.features.extractor import ImageFeatures
+        >>> network = FIDInceptionV3("2048", pretrained=False)
+        >>> standalone = FIDInceptionV3("2023", pretrained=False)
+        >>> _ = standalone.load_state_dict(network.state_dict())
+        >>> view = ImageFeatures(network.layer_view("2023"))
+        >>> view.provenance_fields() == ImageFeatures(standalone).provenance_fields()
+        True
     """
 
     input_dtype = torch.uint8
+    extractor_name = FIDInceptionV3.extractor_name
 
     def __init__(self, network: FIDInceptionV3, layer: InceptionLayer) -> None:
         super().__init__()
@@ -246,6 +259,12 @@ class InceptionLayerView(nn.Module):
         self.layer: InceptionLayer = layer
         self.resize: ResizeProtocol = network.resize
         self.num_features: int = INCEPTION_LAYER_DIMS[layer]
+
+    @property
+    def weights_module(self) -> FIDInceptionV3:
+        """The network whose weights the view computes with, for ``stats.weights_fingerprint`` (the view's own state
+        dict names them ``network.*``)."""
+        return self.network
 
     def train(self, mode: bool = True) -> InceptionLayerView:
         """Stay in eval mode, like the network."""

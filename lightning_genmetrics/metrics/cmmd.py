@@ -111,7 +111,9 @@ class CLIPMaximumMeanDiscrepancy(FeatureReservoirMetric):
         self._add(imgs, real, sample_ids)
 
     def _embeddings(self, side: str) -> Tensor:
-        features = self._sorted(side).to(torch.float64)
+        return self._normalized(self._sorted(side).to(torch.float64))
+
+    def _normalized(self, features: Tensor) -> Tensor:
         if self.normalize_embeddings:
             features = features / features.norm(dim=1, keepdim=True)
         return features
@@ -129,19 +131,75 @@ class CLIPMaximumMeanDiscrepancy(FeatureReservoirMetric):
         if not (torch.isfinite(real).all() and torch.isfinite(fake).all()):
             raise RuntimeError("CMMD cannot normalise a zero embedding (normalize_embeddings=True).")
         keys = torch.sort(self.real_keys, stable=True).values
-        cached = self._real_kernel
-        if cached is None or not torch.equal(cached[0], keys):
-            n = real.shape[0]
-            mean = gaussian_kernel_sum(real, real, self.sigma, block_size=self.block_size) / (n * n)
-            cached = self._real_kernel = (keys.clone(), mean)
         return cmmd(
             real,
             fake,
             sigma=self.sigma,
             scale=self.scale,
             block_size=self.block_size,
-            real_kernel_mean=cached[1],
+            real_kernel_mean=self._real_kernel_mean(real, keys),
         )
+
+    def _real_kernel_mean(self, real: Tensor, keys: Tensor) -> Tensor:
+        """The mean real-real kernel value of the embeddings ``real`` (rows in the order of the sorted ``keys``),
+        computed once per real side."""
+        cached = self._real_kernel
+        # Compared where the cache lives: a loaded cache stays where it was made if the metric moves.
+        if cached is None or not torch.equal(cached[0], keys.to(cached[0].device)):
+            n = real.shape[0]
+            mean = gaussian_kernel_sum(real, real, self.sigma, block_size=self.block_size) / (n * n)
+            cached = self._real_kernel = (keys.clone(), mean)
+        return cached[1]
+
+    def real_reservoir(self) -> dict[str, Tensor]:
+        """The real side over all ranks (every rank must call it) with its mean kernel value: ``real_kernel_mean``
+        (float64) and the settings it holds for, ``real_kernel_sigma`` (float64) and ``real_kernel_normalized``
+        (bool), none of them when the side is empty or holds a zero embedding that cannot be normalised.
+        ``load_real_reservoir`` puts it back, so that a loaded side's kernel is not summed again."""
+        state = super().real_reservoir()
+        if state["keys"].shape[0] > 0:
+            real = self._normalized(state["features"].to(self.real_n.device, torch.float64))
+            if bool(torch.isfinite(real).all()):
+                mean = self._real_kernel_mean(real, state["keys"])
+                state["real_kernel_mean"] = mean.detach().cpu().to(torch.float64).clone()
+                state["real_kernel_sigma"] = torch.tensor(float(self.sigma), dtype=torch.float64)
+                state["real_kernel_normalized"] = torch.tensor(self.normalize_embeddings)
+        return state
+
+    def load_real_reservoir(self, state: dict[str, Tensor]) -> None:
+        """Replace the real side with a ``real_reservoir()``, using its kernel mean when present and made with this
+        metric's ``sigma`` and ``normalize_embeddings`` (otherwise it is computed again at the next ``compute``).
+        A reservoir without one (an older file) loads the same way. Its value is checked for dtype, shape and range
+        and otherwise trusted, as it comes from a checksummed artifact.
+
+        Raises:
+            TypeError, ValueError: a malformed reservoir or kernel mean (the real side is then left as it was).
+        """
+        names = ("real_kernel_mean", "real_kernel_sigma", "real_kernel_normalized")
+        given = [name for name in names if name in state]
+        if given and len(given) != len(names):
+            raise ValueError(f"Expected all or none of {names} in the reservoir, got {given}.")
+        if given:
+            mean, sigma, normalized = (state[name] for name in names)
+            dtypes = (torch.float64, torch.float64, torch.bool)
+            if not all(
+                isinstance(value, Tensor) and value.dtype == dtype
+                for value, dtype in zip((mean, sigma, normalized), dtypes, strict=True)
+            ):
+                raise TypeError(
+                    "Expected float64 `real_kernel_mean` and `real_kernel_sigma` and a bool `real_kernel_normalized`."
+                )
+            if any(value.ndim != 0 for value in (mean, sigma, normalized)):
+                raise ValueError(
+                    "Expected scalar `real_kernel_mean`, `real_kernel_sigma` and `real_kernel_normalized`."
+                )
+            # A Gaussian kernel's values lie in (0, 1].
+            if not bool((mean > 0) & (mean <= 1)):
+                raise ValueError(f"Expected `real_kernel_mean` in (0, 1], got {float(mean)}.")
+        super().load_real_reservoir(state)
+        self._real_kernel = None
+        if given and float(sigma) == float(self.sigma) and bool(normalized) == self.normalize_embeddings:
+            self._real_kernel = (state["keys"].clone(), mean.clone())
 
     def reset(self) -> None:
         """Clear the state (keeping the real side and its kernel mean when ``reset_real_features`` is False)."""

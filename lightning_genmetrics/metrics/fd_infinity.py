@@ -169,9 +169,11 @@ class FrechetInceptionDistanceInfinity(FrechetInceptionDistance):
                 many generated samples are needed).
         """
         with self.sync_context(should_sync=tm_compat.should_sync_now(self)):
-            return self._curve()
+            counts, distances, _ = self._curve()
+            return counts, distances
 
-    def _curve(self) -> tuple[Tensor, Tensor]:
+    def _curve(self) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
+        """The subsets' sizes and FIDs, and the real Gaussian they were measured against."""
         counts = torch.cumsum(self.band_n, 0)
         if int(counts[0]) < 2:
             needed = int(2 / self.min_fraction) + 1
@@ -193,15 +195,18 @@ class FrechetInceptionDistanceInfinity(FrechetInceptionDistance):
             mu_f, sigma_f = moments_to_covariance(prefix)
             n_fake = int(prefix[0])
             distances.append(_distance_from_root(mu_r, sigma_r, mu_f, sigma_f, root, root_rank, (n_real, n_fake)))
-        return counts, torch.stack(distances)
+        return counts, torch.stack(distances), (mu_r, sigma_r)
 
     def compute(self) -> Tensor:
         """FID∞ (float64 scalar): the least-squares intercept of FID against ``1 / N`` over the nested subsets.
 
+        Like FID's, it keeps the real and generated Gaussians of all the samples (the largest subset), which
+        ``computed_gaussians()`` then returns without synchronising the state again.
+
         Raises:
             RuntimeError: too few samples (see :meth:`fid_curve`), or subsets that all have one size.
         """
-        counts, distances = self._curve()
+        counts, distances, (mu_r, sigma_r) = self._curve()
         inverse = 1.0 / counts.to(torch.float64)
         if bool((inverse == inverse[0]).all()):
             raise RuntimeError(
@@ -210,6 +215,8 @@ class FrechetInceptionDistanceInfinity(FrechetInceptionDistance):
             )
         design = torch.stack([torch.ones_like(inverse), inverse], dim=1)
         solution = torch.linalg.lstsq(design.cpu(), distances.cpu().unsqueeze(1), driver="gelsd").solution
+        # The generated side's own moments, not the last subset's merged bands: exactly what `gaussians()` gives.
+        self._computed_gaussians = (mu_r, sigma_r, *moments_to_covariance(self._moments("fake")))
         return solution[0, 0].to(distances.device)
 
     def fid(self) -> Tensor:

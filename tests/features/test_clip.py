@@ -29,11 +29,12 @@ from lightning_genmetrics.features.clip import (
     CLIP_MEAN,
     CLIP_STD,
     CLIP_WEIGHTS,
-    CLIP_WEIGHTS_ENV_VAR,
+    CLIP_WEIGHTS_ENV_VARS,
     CLIPImageEncoder,
     CLIPVisionConfig,
     CLIPVisionTransformer,
     clip_preprocess,
+    clip_weights_env_var,
     load_clip_visual_state_dict,
 )
 from lightning_genmetrics.features.extractor import ImageFeatures
@@ -356,7 +357,8 @@ def test_cmmd_metric_with_the_l14_336_encoder_equals_functional_cmmd(monkeypatch
 @pytest.fixture
 def torch_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    monkeypatch.delenv(CLIP_WEIGHTS_ENV_VAR, raising=False)
+    for env_var in CLIP_WEIGHTS_ENV_VARS.values():
+        monkeypatch.delenv(env_var, raising=False)
     return tmp_path / "torch-home" / "hub" / "checkpoints"
 
 
@@ -503,15 +505,39 @@ def test_offline_error_says_what_to_download_and_where(tiny_models, torch_home, 
     with pytest.raises(RuntimeError) as error:
         CLIPImageEncoder("ViT-B/32")
     message = str(error.value)
-    for part in (spec.sha256, spec.urls[0], str(torch_home / "ViT-B-32.pt"), CLIP_WEIGHTS_ENV_VAR, "weights_path="):
+    env_var = clip_weights_env_var("ViT-B/32")
+    for part in (spec.sha256, spec.urls[0], str(torch_home / "ViT-B-32.pt"), env_var, "weights_path="):
         assert part in message
+    assert clip_weights_env_var("ViT-L/14@336px") not in message
 
 
 def test_environment_variable_names_a_local_copy(tiny_models, torch_home, torchscript_file, monkeypatch):
     monkeypatch.setitem(CLIP_WEIGHTS, "ViT-B/32", _spec(torchscript_file, "http://127.0.0.1:9/unused"))
-    monkeypatch.setenv(CLIP_WEIGHTS_ENV_VAR, str(torchscript_file))
+    monkeypatch.setenv(clip_weights_env_var("ViT-B/32"), str(torchscript_file))
     encoder = CLIPImageEncoder("ViT-B/32")
     assert torch.equal(encoder.visual.proj, _jit_visual_state(torchscript_file)["proj"].float())
+
+
+def test_each_model_has_its_own_environment_variable(tiny_models, torch_home, torchscript_file, tmp_path, monkeypatch):
+    # Two different files, each pinned for one model: a variable shared by both models would hand one model the
+    # other's file, which its hash check refuses.
+    other_file = tmp_path / "tiny-clip-l14.pt"
+    other = _OpenAIStyleCLIP().eval()
+    other.visual.load_state_dict(_seeded_state(other.visual, seed=6))
+    torch.save(other.state_dict(), other_file)
+    monkeypatch.setitem(CLIP_WEIGHTS, "ViT-B/32", _spec(torchscript_file, "http://127.0.0.1:9/unused"))
+    large = dataclasses.replace(_spec(other_file, "http://127.0.0.1:9/unused"), filename="ViT-L-14-336px.pt")
+    monkeypatch.setitem(CLIP_WEIGHTS, "ViT-L/14@336px", large)
+    monkeypatch.setenv(clip_weights_env_var("ViT-B/32"), str(torchscript_file))
+    monkeypatch.setenv(clip_weights_env_var("ViT-L/14@336px"), str(other_file))
+    small_encoder = CLIPImageEncoder("ViT-B/32")
+    large_encoder = CLIPImageEncoder("ViT-L/14@336px", preprocess="cmmd", normalize=True)
+    assert torch.equal(small_encoder.visual.proj, _jit_visual_state(torchscript_file)["proj"].float())
+    assert torch.equal(large_encoder.visual.proj, other.visual.proj)
+    assert large_encoder.weights_sha256 == file_sha256(other_file)
+    assert len(set(CLIP_WEIGHTS_ENV_VARS.values())) == len(clip.CLIP_MODEL_NAMES)
+    with pytest.raises(ValueError, match="Expected `model` to be one of"):
+        clip_weights_env_var("ViT-H/14")
 
 
 def test_encoder_equals_torch_fidelity_extractor_on_the_same_archive(tiny_models, torchscript_file, rng):

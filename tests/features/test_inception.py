@@ -13,7 +13,10 @@ import pytest
 import torch
 
 from lightning_genmetrics.features import weights as weights_module
+from lightning_genmetrics.features.extractor import ImageFeatures
 from lightning_genmetrics.features.inception import INCEPTION_LAYER_DIMS, INCEPTION_LAYERS, FIDInceptionV3
+from lightning_genmetrics.metrics.frechet import FrechetInceptionDistance
+from lightning_genmetrics.stats import check_compatible
 from tests.helpers import INCEPTION_FIXTURES as FIXTURES
 from tests.helpers import seeded_inception_network, seeded_inception_state
 
@@ -267,3 +270,27 @@ def test_bad_construction_arguments_raise():
         FIDInceptionV3(2048, pretrained=False)
     with pytest.raises(ValueError, match=r"Expected `resize` to be one of \('tf1', 'torch-antialias', 'clean'\)"):
         FIDInceptionV3(resize="bilinear", pretrained=False)
+
+
+@pytest.mark.parametrize("layer", ["2023", "logits_unbiased"])
+def test_layer_view_has_the_provenance_of_the_standalone_network(seeded_inception_weights, layer):
+    # sFID/IS statistics made through the callback's view of the shared network must be comparable with those of
+    # `genmetrics stats --encoder inception-spatial` or `FrechetInceptionDistance(feature=2023)` (a standalone network).
+    shared = FIDInceptionV3("2048", weights_path=seeded_inception_weights, verify_weights=False)
+    standalone = FIDInceptionV3(layer, weights_path=seeded_inception_weights, verify_weights=False)
+    view = shared.layer_view(layer)
+    fields = ImageFeatures(view).provenance_fields()
+    assert fields == ImageFeatures(standalone).provenance_fields()
+    assert fields["extractor"] == "FIDInceptionV3"
+    assert fields["layer"] == layer
+    # The fingerprint is still the weights': another network's view differs.
+    other = FIDInceptionV3("2048", pretrained=False).layer_view(layer)
+    assert ImageFeatures(other).provenance_fields()["weights_sha256"] != fields["weights_sha256"]
+    # The view's own state dict is unchanged (a metric holding it saves and loads it as before).
+    assert set(view.state_dict()) == {f"network.{name}" for name in standalone.state_dict()}
+    if layer == "2023":
+        check_compatible(
+            FrechetInceptionDistance(view).feature_provenance(),
+            FrechetInceptionDistance(standalone).feature_provenance(),
+            what="reference statistics",
+        )

@@ -11,12 +11,14 @@ import re
 import warnings
 from pathlib import Path
 
+import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from packaging.version import Version
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
@@ -417,11 +419,15 @@ def test_validate_and_test_evaluate_a_checkpoint_when_asked(tmp_path: Path) -> N
 
     callback = make_callback(DataLoader(Images(), batch_size=8), metrics=("fid", "is"), stages=("validate", "test"))
     trainer = make_trainer(tmp_path / "eval", [callback])
+    # Lightning restores callback states in validate/test too from 2.5 on (before, only in fit): the history then
+    # starts over from the checkpoint's, else the callback keeps its own. Either way each call adds its one record.
+    restores_callbacks = Version(pl.__version__) >= Version("2.5.0")
     runs = []
     for stage in ("validate", "test"):
+        before = [record["stage"] for record in callback.history]
         results = getattr(trainer, stage)(Generator(), train_loader(), ckpt_path=ckpt, verbose=False)
-        # The history restored from the checkpoint, then this call's record.
-        assert [record["stage"] for record in callback.history] == ["fit", "fit", stage]
+        expected_before = ["fit", "fit"] if restores_callbacks else before
+        assert [record["stage"] for record in callback.history] == [*expected_before, stage]
         runs.append((results, callback.history[-1]))
     expected = fit_callback.history[-1]
     for results, record in runs:

@@ -89,7 +89,9 @@ def test_reservoir_is_bounded_and_is_the_smallest_keys(rng):
     assert float(metric.compute()) == pytest.approx(expected, rel=1e-9)
 
 
-def test_real_kernel_is_computed_once_per_real_side(rng, monkeypatch):
+@pytest.fixture
+def real_kernel_sums(monkeypatch) -> list[int]:
+    """The sizes of the real sides whose real-real kernel CMMD sums, one entry per sum."""
     import lightning_genmetrics.metrics.cmmd as module
 
     calls = []
@@ -101,6 +103,11 @@ def test_real_kernel_is_computed_once_per_real_side(rng, monkeypatch):
         return original(a, b, *args, **kwargs)
 
     monkeypatch.setattr(module, "gaussian_kernel_sum", counting)
+    return calls
+
+
+def test_real_kernel_is_computed_once_per_real_side(rng, real_kernel_sums):
+    calls = real_kernel_sums
     metric = _metric(reset_real_features=False)
     metric.update(_images(rng, 30), real=True)
     metric.update(_images(rng, 20), real=False)
@@ -112,6 +119,59 @@ def test_real_kernel_is_computed_once_per_real_side(rng, monkeypatch):
     metric.update(_images(rng, 3), real=True)
     metric.compute()
     assert calls == [30, 33]
+
+
+def test_loaded_reservoir_brings_its_real_kernel_mean(rng, tmp_path, real_kernel_sums):
+    from lightning_genmetrics.stats import Provenance, load_artifact, save_artifact
+
+    calls = real_kernel_sums
+    real, fake = _images(rng, 30), _images(rng, 20, high=128)
+    made = _metric(max_samples=25)
+    made.update(real, real=True)
+    reservoir = made.real_reservoir()
+    assert calls == [25]  # summed once for the file, and not again by the metric that made it
+    made.update(fake, real=False)
+    expected = made.compute()
+    assert calls == [25]
+    assert reservoir["real_kernel_mean"].dtype == torch.float64
+    assert float(reservoir["real_kernel_sigma"]) == 10.0
+    assert bool(reservoir["real_kernel_normalized"])
+    # Through the artifact the callback caches it in.
+    path = save_artifact(tmp_path / "r.npz", reservoir, kind="cmmd", provenance=Provenance(num_samples=30))
+    loaded_state = load_artifact(path, kind="cmmd").arrays
+    loaded = _metric(max_samples=25)
+    loaded.load_real_reservoir(loaded_state)
+    loaded.update(fake, real=False)
+    assert float(loaded.compute()) == float(expected)
+    assert calls == [25]
+    # Another bandwidth or normalisation than the file's: its mean is not used, the value is still right.
+    for kwargs in ({"sigma": 3.0}, {"normalize_embeddings": False}):
+        other, fresh = _metric(max_samples=25, **kwargs), _metric(max_samples=25, **kwargs)
+        other.load_real_reservoir(loaded_state)
+        fresh.update(real, real=True)
+        for metric in (other, fresh):
+            metric.update(fake, real=False)
+        assert float(other.compute()) == float(fresh.compute())
+    # An older reservoir without the mean still loads, and computes it once.
+    calls.clear()
+    older = _metric(max_samples=25)
+    older.load_real_reservoir({name: reservoir[name] for name in ("n", "features", "keys")})
+    older.update(fake, real=False)
+    assert float(older.compute()) == float(expected)
+    assert calls == [25]
+    # Malformed means are refused, leaving the real side as it was.
+    bad = {
+        "partial": ({"real_kernel_sigma": None}, ValueError, "all or none"),
+        "dtype": ({"real_kernel_mean": reservoir["real_kernel_mean"].float()}, TypeError, "float64"),
+        "shape": ({"real_kernel_mean": reservoir["real_kernel_mean"].view(1)}, ValueError, "scalar"),
+        "range": ({"real_kernel_mean": torch.tensor(1.5, dtype=torch.float64)}, ValueError, r"in \(0, 1\]"),
+    }
+    for edit, error, match in bad.values():
+        state = {**reservoir, **edit}
+        state = {name: value for name, value in state.items() if value is not None}
+        with pytest.raises(error, match=match):
+            older.load_real_reservoir(state)
+    assert torch.equal(older.real_keys, reservoir["keys"])
 
 
 def test_errors_name_the_problem(rng):

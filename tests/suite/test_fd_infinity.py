@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from lightning_genmetrics.callbacks import figures
+from lightning_genmetrics.callbacks.phases.generation import Generation
+from lightning_genmetrics.callbacks.plug import MetricPlug
 from lightning_genmetrics.functional.sampling import sample_keys
 from lightning_genmetrics.metrics.fd_infinity import FrechetInceptionDistanceInfinity
 from tests.ddp.harness import run_distributed
@@ -103,6 +108,25 @@ def test_reset_clears_the_subsets_but_can_keep_the_real_side(rng):
     assert float(metric.compute()) == pytest.approx(reference(real, fake, metric.fractions(), 0)[2], rel=1e-9)
 
 
+def test_compute_keeps_the_gaussians_of_all_the_samples(rng):
+    metric = _metric(points=4, min_fraction=0.5)
+    metric.update(_images(rng, 40), real=True)
+    metric.update(_images(rng, 60, high=190), real=False)
+    assert metric.computed_gaussians() is None
+    metric.compute()
+    # Exactly what `gaussians()` gives (the generated side's own moments, not the merged bands).
+    for got, expected in zip(metric.computed_gaussians(), metric.gaussians(), strict=True):
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    metric.update(_images(rng, 4, high=190), real=False)
+    assert metric.computed_gaussians() is None
+    metric.fid_curve()  # not a compute: keeps nothing
+    assert metric.computed_gaussians() is None
+    metric.compute()
+    assert metric.computed_gaussians() is not None
+    metric.reset()
+    assert metric.computed_gaussians() is None
+
+
 def test_arguments_are_checked():
     with pytest.raises(ValueError, match="points"):
         _metric(points=1)
@@ -117,7 +141,7 @@ def _data(seed):
     return _images(rng, 160), _images(rng, 240, high=190)
 
 
-def _rank_main(rank: int, world_size: int, seed: int) -> float:
+def _rank_main(rank: int, world_size: int, seed: int) -> dict[str, object]:
     real, fake = _data(seed)
     metric = _metric()
     # Uneven shards: 70/30 of the real images, 100/0 of the generated ones.
@@ -126,7 +150,25 @@ def _rank_main(rank: int, world_size: int, seed: int) -> float:
     if rank == 0:
         for chunk in fake.split(50):
             metric.update(chunk, real=False)
-    return float(metric.compute())
+    syncs = []
+    original = FrechetInceptionDistanceInfinity._sync_states
+
+    def counting(self: FrechetInceptionDistanceInfinity, *args: object) -> None:
+        syncs.append(1)
+        original(self, *args)
+
+    FrechetInceptionDistanceInfinity._sync_states = counting  # type: ignore[method-assign]
+    # The callback's compute then its PCA figure: the figure uses the Gaussians the compute measured.
+    plug = MetricPlug("fd_infinity", metric)
+    generation = Generation([plug], None, (0.0, 1.0), 0, lambda trainer: True)
+    value = float(plug.compute()["fd_infinity"])
+    projection = generation._projection(SimpleNamespace(trainer=SimpleNamespace(is_global_zero=rank == 0)))
+    return {
+        "value": value,
+        "syncs": len(syncs),
+        "computed": [tensor.clone() for tensor in metric.computed_gaussians()],
+        "projection": None if projection is None else projection.fake_mean,
+    }
 
 
 @pytest.mark.ddp
@@ -139,5 +181,12 @@ def test_two_processes_give_the_one_process_value():
     metric.update(real, real=True)
     metric.update(fake, real=False)
     expected = float(metric.compute())
-    for rank, value in enumerate(results):
-        assert value == pytest.approx(expected, rel=1e-8), f"rank {rank}"
+    gaussians = metric.gaussians()
+    for rank, result in enumerate(results):
+        assert result["value"] == pytest.approx(expected, rel=1e-8), f"rank {rank}"
+        assert result["syncs"] == 1, f"rank {rank}"
+        for got, want in zip(result["computed"], gaussians, strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+    assert results[1]["projection"] is None
+    projected = figures.pca_projection(*results[0]["computed"]).fake_mean
+    torch.testing.assert_close(results[0]["projection"], projected, rtol=0, atol=0)
