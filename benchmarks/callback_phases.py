@@ -47,6 +47,7 @@ Run: ``OMP_NUM_THREADS=2 PYTHONPATH=. python benchmarks/callback_phases.py [--nu
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import platform
@@ -56,7 +57,7 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning
 import torch
@@ -71,7 +72,6 @@ from torchmetrics.image import KernelInceptionDistance as TorchmetricsKID
 import lightning_genmetrics
 from lightning_genmetrics import GANSampler, sample_range
 from lightning_genmetrics.callbacks import GenerativeMetricsCallback
-from lightning_genmetrics.callbacks.phases.scope import PhaseTimer
 from lightning_genmetrics.features.inception import FIDInceptionV3
 from lightning_genmetrics.features.preprocess import images_to_uint8
 from lightning_genmetrics.samplers.base import eval_mode
@@ -203,6 +203,9 @@ class TorchmetricsCallback(Callback):
         self.history: list[dict[str, Any]] = []
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # Here, not at the top: `--against` runs this file with older copies of the package, which lack the module.
+        from lightning_genmetrics.callbacks.phases.scope import PhaseTimer
+
         timer = PhaseTimer(pl_module.device)
         reads, extracted = self.real.dataset.reads, self.counter.snapshot()
         started = time.perf_counter()
@@ -298,7 +301,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--metrics", nargs="+", choices=("fid", "kid", "is"), default=["fid", "is"])
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (8 images of 16×16): a smoke run")
+    parser.add_argument(
+        "--against", metavar="REV", help="instead: old (this git revision) against new (this tree), counts and seconds"
+    )
+    parser.add_argument("--ddp", action="store_true", help="with --against: two gloo processes (ddp_spawn)")
+    parser.add_argument("--worker", metavar="OUT", help=argparse.SUPPRESS)  # one side of --against
     args = parser.parse_args()
+    if args.ddp and not (args.against or args.worker):
+        parser.error("--ddp needs --against REV")
     if args.quick:
         args.num_real, args.num_samples, args.size, args.batch_size = 8, 8, 16, 4
     if args.size % 8 != 0:
@@ -322,6 +332,10 @@ def warm_up(networks: Sequence[nn.Module], batch_size: int, size: int) -> float:
 
 def main() -> None:
     args = parse_args()
+    if args.worker:
+        return worker(args)
+    if args.against:
+        return compare(args)
     torch.set_num_threads(args.threads)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -467,6 +481,276 @@ def report(
         f"{rows[2]['extracted']['real']}) and {anchor_rows[2]['reads']} (torchmetrics, extracting "
         f"{anchor_rows[2]['extracted']['real']})"
     )
+
+
+# ---- Old against new: the same evaluation with another copy of the package (``--against REV``) ----
+
+COLLECTIVES = ("all_reduce", "all_gather", "all_gather_object", "broadcast", "broadcast_object_list", "gather")
+
+
+class Counts:
+    """Per-process counters, wrapped in (``install``) after the warm-up pass, so that they see the callback only.
+
+    - ``to_uint8`` / ``float_to_uint8``: calls of ``preprocess.images_to_uint8`` (wherever a module imported it) and
+      of ``preprocess._float_to_uint8`` (the conversion itself), split by input into ``gen`` and ``real`` (the real
+      images are known by their pixels);
+    - ``pass_images_gen`` / ``pass_images_real``: images through ``FIDInceptionV3.forward_layers`` (every network
+      pass goes through it), ``passes``: its calls;
+    - ``sync``: outermost calls of a metric's ``_sync_dist`` (one per metric synchronisation); one counter per
+      ``torch.distributed`` collective, and ``MB``: the megabytes of the tensors they send.
+    """
+
+    installed = False
+    values: ClassVar[Counter[str]] = Counter()
+
+    @classmethod
+    def install(cls, real_float: Tensor) -> None:
+        if cls.installed:
+            return
+        cls.installed = True
+        import sys
+
+        import torch.distributed as dist
+        import torchmetrics as tm
+
+        from lightning_genmetrics.features import preprocess
+
+        real_float_pixels = {image.numpy().tobytes() for image in real_float}
+        real_uint8_pixels = {image.numpy().tobytes() for image in images_to_uint8(real_float, RANGE)}
+
+        def side(images: Any, pixels: set[bytes]) -> str:
+            if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[0] == 0:
+                return "other"
+            return "real" if images[0].detach().cpu().numpy().tobytes() in pixels else "gen"
+
+        def counting(function: Any, name: str) -> Any:
+            def counted(images: Any, *args: Any, **kwargs: Any) -> Any:
+                pixels = real_uint8_pixels if isinstance(images, Tensor) and images.dtype == torch.uint8 else None
+                cls.values[f"{name}_{side(images, pixels or real_float_pixels)}"] += 1
+                return function(images, *args, **kwargs)
+
+            return counted
+
+        for name, attribute in (("to_uint8", "images_to_uint8"), ("float_to_uint8", "_float_to_uint8")):
+            original = getattr(preprocess, attribute)
+            wrapper = counting(original, name)
+            for module in list(sys.modules.values()):
+                if getattr(module, "__name__", "").startswith("lightning_genmetrics"):
+                    for key, value in list(vars(module).items()):
+                        if value is original:
+                            setattr(module, key, wrapper)
+
+        passes = FIDInceptionV3.forward_layers
+
+        def counted_pass(self: FIDInceptionV3, images: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
+            cls.values["passes"] += 1
+            cls.values[f"pass_images_{side(images, real_uint8_pixels)}"] += images.shape[0]
+            return passes(self, images, layers)
+
+        FIDInceptionV3.forward_layers = counted_pass  # type: ignore[method-assign]
+
+        def collective(function: Any, name: str) -> Any:
+            def counted(*args: Any, **kwargs: Any) -> Any:
+                cls.values[name] += 1
+                tensors = [value for value in (*args, *kwargs.values()) if isinstance(value, Tensor)]
+                tensors += [t for v in args if isinstance(v, list) for t in v if isinstance(t, Tensor)][:1]
+                cls.values["bytes"] += sum(t.numel() * t.element_size() for t in tensors[:1])
+                return function(*args, **kwargs)
+
+            return counted
+
+        for name in COLLECTIVES:
+            setattr(dist, name, collective(getattr(dist, name), name))
+
+        depth = [0]
+        classes, stack = [], [tm.Metric]
+        while stack:
+            klass = stack.pop()
+            classes.append(klass)
+            stack.extend(klass.__subclasses__())
+        for klass in classes:
+            if "_sync_dist" in vars(klass):
+                klass._sync_dist = counted_sync(vars(klass)["_sync_dist"], depth)
+
+    @classmethod
+    def snapshot(cls) -> Counter[str]:
+        return Counter(cls.values)
+
+
+def counted_sync(function: Any, depth: list[int]) -> Any:
+    # ``wraps``: the package checks the signature of torchmetrics' private hooks it overrides.
+    @functools.wraps(function)
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if depth[0] == 0:
+            Counts.values["sync"] += 1
+        depth[0] += 1
+        try:
+            return function(self, *args, **kwargs)
+        finally:
+            depth[0] -= 1
+
+    return counted
+
+
+class Recorder(Callback):
+    """Placed before and after our callback (``position``): the counts around each evaluation; written per rank."""
+
+    def __init__(self, position: str, out: str, num_real: int, size: int, network: nn.Module) -> None:
+        self.position, self.out, self.num_real, self.size, self.network = position, out, num_real, size, network
+        self.before: Counter[str] = Counter()
+        self.evaluations: list[dict[str, int]] = []
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self.position == "before":
+            # Untimed and uncounted: oneDNN builds its kernels at the first call, in every process.
+            warm_up([self.network], 2, self.size)
+            Counts.install(CountingImages(self.num_real, self.size, seed=1).images)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.position == "before":
+            self.before = Counts.snapshot()
+            return
+        partner = next(c for c in trainer.callbacks if isinstance(c, Recorder) and c.position == "before")
+        self.evaluations.append(dict(Counts.snapshot() - partner.before))
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.position == "after":
+            import json
+
+            ours = next(c for c in trainer.callbacks if isinstance(c, GenerativeMetricsCallback))
+            record = {"rank": trainer.global_rank, "counts": self.evaluations, "history": ours.history}
+            # The whole run too (after the warm-up): a collective outside the evaluations' hooks counts here.
+            record["run"] = dict(Counts.snapshot())
+            record["package"] = lightning_genmetrics.__file__
+            Path(f"{self.out}.rank{trainer.global_rank}.json").write_text(json.dumps(record, default=float))
+
+
+def worker(args: argparse.Namespace) -> None:
+    """One Trainer run of two epochs with our callback (FID + IS, the PCA figure on), with whichever package comes
+    first on ``PYTHONPATH``; ``--ddp``: two gloo processes (``ddp_spawn``). Writes ``<worker>.rank<r>.json``."""
+    torch.set_num_threads(args.threads)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    pool = seeded_network("2048", seeded_inception_state())
+    data = CountingImages(args.num_real, args.size, seed=1)
+    ours = GenerativeMetricsCallback(
+        gan_sampler,
+        DataLoader(data, batch_size=args.batch_size, shuffle=False),
+        metrics=("fid", "is"),
+        feature_extractor={"fid": pool, "is": pool.layer_view("logits_unbiased")},
+        every_n_epochs=1,
+        num_samples=args.num_samples,
+        batch_size=args.batch_size,
+        metric_kwargs={"is": {"splits": 1}},
+        log_images=False,
+    )
+    recorders = [Recorder(position, args.worker, args.num_real, args.size, pool) for position in ("before", "after")]
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(
+            default_root_dir=tmp,
+            accelerator="cpu",
+            devices=2 if args.ddp else 1,
+            strategy="ddp_spawn" if args.ddp else "auto",
+            max_epochs=2,
+            # TensorBoard: the logger both old and new draw the PCA figure for (from FID's statistics); before the
+            # engine, figures went to TensorBoard only, so with another logger the old side would skip that work.
+            logger=TensorBoardLogger(tmp),
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[recorders[0], ours, recorders[1]],
+        )
+        torch.manual_seed(0)
+        trainer.fit(TinyGAN(args.size), train_loader(0))
+
+
+def compare(args: argparse.Namespace) -> None:
+    """Old (``git archive <REV>``) against new (this tree): each a ``--worker`` subprocess, old first."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    world = 2 if args.ddp else 1
+    print(
+        f"{cpu_model()}; {os.cpu_count()} CPUs; torch {torch.__version__}, lightning {lightning.__version__}, "
+        f"torchmetrics {torchmetrics.__version__}; load average at start {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"old = {args.against} against new = this tree; metrics fid + is (the PCA figure drawn from FID's statistics), "
+        f"{args.num_real} real images, {args.num_samples} samples per evaluation, {args.size}x{args.size} (299x299 "
+        f"inside), batch {args.batch_size}, {world} process(es) ({'ddp_spawn, gloo' if args.ddp else 'no DDP'}), "
+        f"{args.threads} thread(s) each; the seeded 2048-d Inception"
+    )
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        old = Path(tmp) / "old"
+        old.mkdir()
+        archive = subprocess.run(["git", "archive", args.against], cwd=root, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+        for label, tree in (("old", old), ("new", root)):
+            out = Path(tmp) / label
+            command = [sys.executable, __file__, "--worker", str(out), "--threads", str(args.threads)]
+            command += ["--num-real", str(args.num_real), "--num-samples", str(args.num_samples)]
+            command += ["--size", str(args.size), "--batch-size", str(args.batch_size)] + ["--ddp"] * args.ddp
+            started = time.perf_counter()
+            subprocess.run(command, env={**os.environ, "PYTHONPATH": str(tree)}, check=True)
+            ranks = [json.loads(path.read_text()) for path in sorted(Path(tmp).glob(f"{label}.rank*.json"))]
+            if len(ranks) != world or not all(str(tree) in rank["package"] for rank in ranks):
+                raise RuntimeError(f"expected {world} results of the package in {tree}, got {ranks}")
+            results[label] = ranks
+            print(f"{label}: the worker took {time.perf_counter() - started:.1f} s")
+    print(f"load average at end {os.getloadavg()[0]:.2f}\n")
+    compare_report(results, args, world)
+
+
+def compare_report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace, world: int) -> None:
+    shards = [(r + 1) * args.num_samples // world - r * args.num_samples // world for r in range(world)]
+    batches = sum(-(-shard // args.batch_size) for shard in shards)
+    print(
+        f"per evaluation, all ranks together ({batches} generated batches, {args.num_samples} generated images); "
+        "seconds from rank 0's history"
+    )
+    header = f"{'':<12}" + "".join(f"{name:>9}" for name in (*PHASES, "total"))
+    header += f"{'conv/batch':>11}{'calls/batch':>12}{'passes/img':>11}{'syncs':>7}{'collect.':>9}{'MB sent':>9}"
+    print(header + f"{'FID':>10}")
+    for evaluation in range(2):
+        for label, ranks in results.items():
+            record = ranks[0]["history"][evaluation]
+            counts: Counter[str] = Counter()
+            for rank in ranks:
+                counts.update(rank["counts"][evaluation])
+            seconds = "".join(f"{record.get(f'seconds/{phase}', 0.0):>9.2f}" for phase in PHASES)
+            collectives = sum(counts[name] for name in COLLECTIVES)
+            print(
+                f"{label + ' eval ' + str(evaluation + 1):<12}{seconds}{record['eval_seconds']:>9.2f}"
+                f"{counts['float_to_uint8_gen'] / batches:>11.2f}{counts['to_uint8_gen'] / batches:>12.2f}"
+                f"{counts['pass_images_gen'] / args.num_samples:>11.2f}{counts['sync']:>7}{collectives:>9}"
+                f"{counts['bytes'] / 2**20:>9.1f}{record.get('fid', float('nan')):>10.4f}"
+            )
+    print(
+        "\nconv/batch: float -> uint8 conversions (preprocess._float_to_uint8) per generated batch; calls/batch: calls "
+        "of images_to_uint8 on\ngenerated images per batch; passes/img: generated images through the network per "
+        "generated image; syncs: metric state\nsynchronisations (outermost _sync_dist calls); collect.: "
+        "torch.distributed collectives (all_reduce, all_gather, broadcast, ...)\nand MB sent: their tensors' size, "
+        "summed over ranks. eval 1 includes the real side (real/read, convert, extract)."
+    )
+    for label, ranks in results.items():
+        run: Counter[str] = Counter()
+        for rank in ranks:
+            run.update(rank["run"])
+        print(
+            f"{label}, the whole run (both evaluations and any hook outside them): {run['sync']} synchronisations, "
+            f"{sum(run[name] for name in COLLECTIVES)} collectives, {run['bytes'] / 2**20:.1f} MB sent"
+        )
+    for evaluation in range(2):
+        old, new = (results[label][0]["history"][evaluation]["eval_seconds"] for label in ("old", "new"))
+        print(
+            f"eval {evaluation + 1} total, old / new: {old:.2f} s / {new:.2f} s = {old / new:.2f}x "
+            "(above 1: new faster)"
+        )
 
 
 def cpu_model() -> str:

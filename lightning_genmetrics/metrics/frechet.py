@@ -437,7 +437,9 @@ class FrechetDistance(SufficientStatisticMetric):
     def _sync_states(self, group: Any, dist_sync_fn: Callable | None) -> None:
         if self._agree_size(group) == 0:
             return
-        for side in _SIDES:
+        # Loaded reference statistics replace the real side (every rank holds the same ones: `_configuration`), so
+        # its state, unused, is not sent again at every compute (D² + D float64 per rank less at each evaluation).
+        for side in _SIDES if self._reference is None else ("fake",):
             self._set_moments(side, _all_reduce_moments(self._moments(side), group))
 
 

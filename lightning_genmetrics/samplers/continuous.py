@@ -81,8 +81,10 @@ def logsnr_to_alpha_sigma(logsnr: Tensor) -> tuple[Tensor, Tensor]:
 
     Example:
         >>> import torch
-        >>> alpha, sigma = logsnr_to_alpha_sigma(torch.tensor([0.0]))
-        >>> alpha.item() == sigma.item() == 0.5**0.5
+        >>> alpha, sigma = logsnr_to_alpha_sigma(torch.tensor([0.0, 2.0]))
+        >>> alpha, sigma
+        (tensor([0.7071, 0.9385], dtype=torch.float64), tensor([0.7071, 0.3453], dtype=torch.float64))
+        >>> bool(((alpha**2 + sigma**2 - 1).abs() < 1e-15).all())  # to rounding (torch's sqrt may be 1 ulp off)
         True
     """
     check_tensor(logsnr, "logsnr")

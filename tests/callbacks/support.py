@@ -6,9 +6,12 @@ imports another test module).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
+import numpy as np
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -148,6 +151,28 @@ def guidance_sweep_callback() -> GenerativeMetricsCallback:
         metric_kwargs={"is": {"splits": 2}},
         guidance=[0.0, 3.0],
     )
+
+
+def check_fid_guidance_sweep(tmp_path: Path, sampler: Callable[[Any], Any], module: LightningModule) -> None:
+    """One epoch of ``module`` with FID swept over guidance 0 and 2 of ``sampler(module)``: both strengths are
+    evaluated and differ, and ``best_w`` and ``fid`` are the lower FID's."""
+    callback = GenerativeMetricsCallback(
+        sampler,
+        DataLoader(CountingImages(), batch_size=8),
+        metrics=("fid",),
+        feature_extractor=TinyFeatureNet(16, seed=5, declare=True),
+        num_samples=NUM_SAMPLES,
+        batch_size=12,
+        num_images=4,
+        guidance=[0.0, 2.0],
+    )
+    make_trainer(tmp_path, [callback], max_epochs=1).fit(module, train_loader())
+    (record,) = callback.history
+    assert np.isfinite(record["fid/w=0"])
+    assert np.isfinite(record["fid/w=2"])
+    assert record["fid/w=0"] != record["fid/w=2"]
+    assert record["best_w"] == min((0.0, 2.0), key=lambda w: record[f"fid/w={w:g}"])
+    assert record["fid"] == record[f"fid/w={record['best_w']:g}"]
 
 
 class ConditionalGenerator(nn.Module):

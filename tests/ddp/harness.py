@@ -92,3 +92,20 @@ def count_all_gathers() -> Iterator[list[int]]:
         yield calls
     finally:
         dist.all_gather = original
+
+
+@contextlib.contextmanager
+def record_all_reduces() -> Iterator[list[int]]:
+    """The element count of each ``torch.distributed.all_reduce`` inside the block, in order."""
+    sizes: list[int] = []
+    original = dist.all_reduce
+
+    def recording(tensor: Any, *args: Any, **kwargs: Any) -> Any:
+        sizes.append(tensor.numel())
+        return original(tensor, *args, **kwargs)
+
+    dist.all_reduce = recording
+    try:
+        yield sizes
+    finally:
+        dist.all_reduce = original

@@ -8,7 +8,7 @@ import torch
 
 from lightning_genmetrics import FrechetDistance, FrechetInceptionDistance, InceptionScore, KernelInceptionDistance
 from tests.contract import same_state, state_snapshot
-from tests.ddp.harness import count_all_gathers, run_distributed
+from tests.ddp.harness import count_all_gathers, record_all_reduces, run_distributed
 from tests.helpers import TinyFeatureNet
 
 pytestmark = pytest.mark.ddp
@@ -136,3 +136,39 @@ def test_two_processes_give_the_one_process_values():
                 result["values"][name], value, rtol=rtol, atol=atol, msg=f"{name} on rank {rank}"
             )
     assert int(metrics["kid_reservoir"].real_features.shape[0]) == 80  # the reservoir really was full
+
+
+def _reference_rank_main(rank: int, world_size: int, seed: int) -> dict:
+    # As the callback does: the real side accumulated over the ranks, fixed as reference statistics, then each
+    # evaluation's generated side (uneven: rank 1 has none).
+    data = _data(seed)
+    metric = FrechetDistance(D, reset_real_features=False)  # the callback's: reset() keeps the real state
+    metric.update(_shard(data["real_features"], rank, 0.7), real=True)
+    statistics = metric.real_statistics()
+    metric.load_real_statistics(statistics)
+    values = []
+    with record_all_reduces() as sizes:
+        for evaluation in range(2):
+            metric.reset()
+            metric.update(
+                _shard(data["fake_features"][evaluation * 200 : (evaluation + 1) * 200], rank, 1.0), real=False
+            )
+            values.append(metric.compute())
+    return {"values": torch.stack(values), "sizes": sizes}
+
+
+def test_loaded_reference_statistics_are_not_synchronised_again():
+    seed = int(np.random.SeedSequence().entropy % 2**32)
+    print(f"random seed: {seed}")
+    results = run_distributed(_reference_rank_main, world_size=2, timeout=240, seed=seed)
+    data = _data(seed)
+    expected = []
+    for evaluation in range(2):
+        metric = FrechetDistance(D)
+        metric.update(data["real_features"], real=True)
+        metric.update(data["fake_features"][evaluation * 200 : (evaluation + 1) * 200], real=False)
+        expected.append(metric.compute())
+    for rank, result in enumerate(results):
+        torch.testing.assert_close(result["values"], torch.stack(expected), rtol=1e-8, atol=0, msg=f"rank {rank}")
+        # One covariance-sized all-reduce per compute: the generated side's. The real one is not sent again.
+        assert sum(size >= D * D for size in result["sizes"]) == 2, result["sizes"]

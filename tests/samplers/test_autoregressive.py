@@ -11,9 +11,7 @@ from lightning.pytorch import LightningModule
 from scipy.special import softmax
 from scipy.stats import chi2
 from torch import nn
-from torch.utils.data import DataLoader
 
-from lightning_genmetrics.callbacks import GenerativeMetricsCallback
 from lightning_genmetrics.samplers import (
     AutoregressiveSampler,
     NonFiniteSamplesError,
@@ -21,8 +19,7 @@ from lightning_genmetrics.samplers import (
     guidance_by_position,
     sample_range,
 )
-from tests.callbacks.support import NUM_SAMPLES, CountingImages, make_trainer, train_loader
-from tests.helpers import TinyFeatureNet
+from tests.callbacks.support import check_fid_guidance_sweep
 
 V = 5  # the vocabulary of the Markov model
 NUM_CLASSES = 3
@@ -541,20 +538,4 @@ def token_sampler(pl_module: TinyTokenModule) -> AutoregressiveSampler:
 
 
 def test_callback_sweeps_guidance_over_an_autoregressive_sampler(tmp_path: Path) -> None:
-    callback = GenerativeMetricsCallback(
-        token_sampler,
-        DataLoader(CountingImages(), batch_size=8),
-        metrics=("fid",),
-        feature_extractor=TinyFeatureNet(16, seed=5, declare=True),
-        num_samples=NUM_SAMPLES,
-        batch_size=12,
-        num_images=4,
-        guidance=[0.0, 2.0],
-    )
-    make_trainer(tmp_path, [callback], max_epochs=1).fit(TinyTokenModule(), train_loader())
-    (record,) = callback.history
-    assert np.isfinite(record["fid/w=0"])
-    assert np.isfinite(record["fid/w=2"])
-    assert record["fid/w=0"] != record["fid/w=2"]
-    assert record["best_w"] == min((0.0, 2.0), key=lambda w: record[f"fid/w={w:g}"])
-    assert record["fid"] == record[f"fid/w={record['best_w']:g}"]
+    check_fid_guidance_sweep(tmp_path, token_sampler, TinyTokenModule())

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
 from diffusers import (
@@ -24,13 +23,10 @@ from diffusers import (
 )
 from lightning import LightningModule
 from torch import nn
-from torch.utils.data import DataLoader
 
 import lightning_genmetrics
-from lightning_genmetrics.callbacks import GenerativeMetricsCallback
 from lightning_genmetrics.samplers import DiffusersSampler, NonFiniteSamplesError, sample_generators, sample_range
-from tests.callbacks.support import NUM_SAMPLES, CountingImages, make_trainer, train_loader
-from tests.helpers import TinyFeatureNet
+from tests.callbacks.support import check_fid_guidance_sweep
 
 
 @pytest.fixture(autouse=True)
@@ -479,23 +475,7 @@ def diffusers_sampler(pl_module: TinyUNetDiffusion) -> DiffusersSampler:
 
 
 def test_callback_sweeps_guidance_over_a_diffusers_sampler(tmp_path: Path) -> None:
-    callback = GenerativeMetricsCallback(
-        diffusers_sampler,
-        DataLoader(CountingImages(), batch_size=8),
-        metrics=("fid",),
-        feature_extractor=TinyFeatureNet(16, seed=5, declare=True),
-        num_samples=NUM_SAMPLES,
-        batch_size=12,
-        num_images=4,
-        guidance=[0.0, 2.0],
-    )
-    make_trainer(tmp_path, [callback], max_epochs=1).fit(TinyUNetDiffusion(), train_loader())
-    (record,) = callback.history
-    assert np.isfinite(record["fid/w=0"])
-    assert np.isfinite(record["fid/w=2"])
-    assert record["fid/w=0"] != record["fid/w=2"]
-    assert record["best_w"] == min((0.0, 2.0), key=lambda w: record[f"fid/w={w:g}"])
-    assert record["fid"] == record[f"fid/w={record['best_w']:g}"]
+    check_fid_guidance_sweep(tmp_path, diffusers_sampler, TinyUNetDiffusion())
 
 
 def test_sample_generators_feed_the_pipeline_convention():

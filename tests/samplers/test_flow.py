@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.integrate import solve_ivp
-from torch.utils.data import DataLoader
 
-from lightning_genmetrics.callbacks import GenerativeMetricsCallback
 from lightning_genmetrics.samplers import (
     FlowMatchingSampler,
     NonFiniteSamplesError,
@@ -23,13 +21,9 @@ from lightning_genmetrics.samplers import (
     shift_time,
 )
 from tests.callbacks.support import (
-    NUM_SAMPLES,
-    CountingImages,
     TinyDiffusion,
-    make_trainer,
-    train_loader,
+    check_fid_guidance_sweep,
 )
-from tests.helpers import TinyFeatureNet
 
 # ---------------------------------------------------------------------------------------------------------------
 # The Gaussian oracle. For data x ~ N(μ, s²) per coordinate, ε ~ N(0, 1) and x_t = (1 − t)·x + t·ε, x_t is Gaussian
@@ -476,20 +470,4 @@ def flow_sampler(pl_module: TinyDiffusion) -> FlowMatchingSampler:
 
 
 def test_callback_sweeps_guidance_over_a_flow_sampler(tmp_path: Path) -> None:
-    callback = GenerativeMetricsCallback(
-        flow_sampler,
-        DataLoader(CountingImages(), batch_size=8),
-        metrics=("fid",),
-        feature_extractor=TinyFeatureNet(16, seed=5, declare=True),
-        num_samples=NUM_SAMPLES,
-        batch_size=12,
-        num_images=4,
-        guidance=[0.0, 2.0],
-    )
-    make_trainer(tmp_path, [callback], max_epochs=1).fit(TinyDiffusion(), train_loader())
-    (record,) = callback.history
-    assert np.isfinite(record["fid/w=0"])
-    assert np.isfinite(record["fid/w=2"])
-    assert record["fid/w=0"] != record["fid/w=2"]
-    assert record["best_w"] == min((0.0, 2.0), key=lambda w: record[f"fid/w={w:g}"])
-    assert record["fid"] == record[f"fid/w={record['best_w']:g}"]
+    check_fid_guidance_sweep(tmp_path, flow_sampler, TinyDiffusion())
