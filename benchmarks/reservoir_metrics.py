@@ -180,6 +180,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1_000, help="update batch size")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--metrics", nargs="+", choices=("prdc", "cmmd"), default=["prdc", "cmmd"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(
@@ -191,6 +192,7 @@ def main() -> None:
     cases = [("prdc", args.dim_prdc, args.error_dim_prdc == args.dim_prdc), ("cmmd", args.dim_cmmd, True)]
     if args.error_dim_prdc != args.dim_prdc:
         cases.insert(1, ("prdc", args.error_dim_prdc, True))
+    cases = [case for case in cases if case[0] in args.metrics]
     rows = []
     for kind, dim, with_exact in cases:
         real, fake = features(args.n, dim, args.latent, args.seed)

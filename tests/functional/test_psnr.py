@@ -61,7 +61,8 @@ def test_data_range_pair_clamps_and_uint8(rng):
 
 
 def test_identical_images_give_inf_and_symmetry(rng):
-    target = torch.from_numpy(rng.random((3, 1, 6, 6)))
+    # In [0, 0.98], so that preds (first image + 0.01) also spans at most data_range=1 as the target of the swap.
+    target = torch.from_numpy(rng.random((3, 1, 6, 6)) * 0.98)
     preds = target.clone()
     preds[0] += 0.01
     per_image = peak_signal_noise_ratio(preds, target, 1.0, reduction="none", dim=(1, 2, 3))
