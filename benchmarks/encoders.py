@@ -28,7 +28,8 @@ rotating which extractor goes first. Reported: seconds per 1,000 images of the m
 repeats of the time ratio ours / anchor within a repeat (below 1: ours is faster).
 
 Run: ``PYTHONPATH=. python benchmarks/encoders.py [--dinov2-hub-dir PATH] [--batch-size 32 --repeats 3
---threads 1]`` (17 min on 2 CPU cores shared with other work at load average 10, one thread).
+--threads 1]`` (17 min on 2 CPU cores shared with other work at load average 10, about 7 min on 2 idle cores; one
+thread).
 """
 
 from __future__ import annotations
