@@ -4,14 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import seeded_inception_state
+from tests.helpers import fresh_seed, seeded_inception_state
 
 
 @pytest.fixture
 def rng() -> np.random.Generator:
     """Fresh random inputs on every run; the seed is printed so a failure can be replayed."""
-    seed = int(np.random.SeedSequence().entropy % 2**32)
-    print(f"random seed: {seed}")
+    seed = fresh_seed()
     return np.random.default_rng(seed)
 
 

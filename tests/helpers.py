@@ -220,3 +220,10 @@ def write_image_folder(path: Path, images: torch.Tensor) -> Path:
     for i, image in enumerate(images):
         Image.fromarray(image.permute(1, 2, 0).numpy()).save(path / f"{i:03d}.png")
     return path
+
+
+def fresh_seed() -> int:
+    """A new random seed for this run's inputs, printed so that a failure can be replayed with it."""
+    seed = int(np.random.SeedSequence().entropy % 2**32)
+    print(f"random seed: {seed}")
+    return seed

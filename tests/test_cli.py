@@ -12,7 +12,7 @@ from PIL import Image
 from lightning_genmetrics import FIDInceptionV3, FrechetInceptionDistance, InceptionScore, KernelInceptionDistance
 from lightning_genmetrics.cli import main
 from lightning_genmetrics.stats import load_statistics
-from tests.helpers import seeded_inception_state, write_image_folder
+from tests.helpers import fresh_seed, seeded_inception_state, write_image_folder
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +32,7 @@ def weights(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
-    rng = np.random.default_rng(int(np.random.SeedSequence().entropy % 2**32))
+    rng = np.random.default_rng(fresh_seed())
     root = tmp_path_factory.mktemp("images")
     real = torch.from_numpy(rng.integers(0, 256, (5, 3, 24, 24), dtype=np.uint8))
     fake = torch.from_numpy(rng.integers(0, 160, (4, 3, 24, 24), dtype=np.uint8))

@@ -18,7 +18,7 @@ import torch
 
 from lightning_genmetrics.cli import build_parser, main
 from lightning_genmetrics.stats import load_statistics, weights_fingerprint
-from tests.helpers import exact_frechet, exact_inception_score, exact_mmd2, write_image_folder
+from tests.helpers import exact_frechet, exact_inception_score, exact_mmd2, fresh_seed, write_image_folder
 
 MODULE = "genmetrics_cli_test_nets"  # a name no installed package uses
 NETS = '''
@@ -91,8 +91,7 @@ def nets(nets_dir, monkeypatch):
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
-    seed = int(np.random.SeedSequence().entropy % 2**32)
-    print(f"random seed: {seed}")
+    seed = fresh_seed()
     rng = np.random.default_rng(seed)
     root = tmp_path_factory.mktemp("images")
     real = torch.from_numpy(rng.integers(0, 256, (9, 3, 12, 12), dtype=np.uint8))

@@ -29,7 +29,7 @@ from lightning_genmetrics.metrics import (
 )
 from lightning_genmetrics.metrics import prdc as prdc_module
 from lightning_genmetrics.stats import load_statistics, weights_fingerprint
-from tests.helpers import TinyFeatureNet, exact_frechet, write_image_folder
+from tests.helpers import TinyFeatureNet, exact_frechet, fresh_seed, write_image_folder
 
 TINY_DINOV2 = DINOv2Architecture("tiny", embed_dim=32, depth=2, num_heads=4, pos_grid=5)
 TINY_CLIP = CLIPVisionConfig(image_size=32, patch_size=16, width=64, layers=2, output_dim=8)
@@ -67,8 +67,7 @@ def weights(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
-    seed = int(np.random.SeedSequence().entropy % 2**32)
-    print(f"random seed: {seed}")
+    seed = fresh_seed()
     rng = np.random.default_rng(seed)
     root = tmp_path_factory.mktemp("images")
     sides = {

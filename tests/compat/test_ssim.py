@@ -30,6 +30,7 @@ from lightning_genmetrics.metrics.ssim import (
     StructuralSimilarityIndexMeasure,
 )
 from tests.ddp.harness import run_distributed
+from tests.helpers import fresh_seed
 
 NUM_BATCHES = 4
 TORCHMETRICS_ATOL = 6e-3
@@ -515,8 +516,7 @@ def _ddp_rank(rank, world_size, seed):
 
 @pytest.mark.ddp
 def test_two_processes_give_torchmetrics_one_process_values():
-    seed = int(np.random.SeedSequence().entropy % 2**32)
-    print(f"random seed: {seed}")
+    seed = fresh_seed()
     results = run_distributed(_ddp_rank, world_size=2, timeout=180, seed=seed)
     preds, target = _ddp_data(seed)
     for name, options in _DDP_OPTIONS.items():

@@ -9,7 +9,7 @@ import torch
 from lightning_genmetrics import FrechetDistance, FrechetInceptionDistance, InceptionScore, KernelInceptionDistance
 from tests.contract import same_state, state_snapshot
 from tests.ddp.harness import count_all_gathers, record_all_reduces, run_distributed
-from tests.helpers import TinyFeatureNet
+from tests.helpers import TinyFeatureNet, fresh_seed
 
 pytestmark = pytest.mark.ddp
 
@@ -117,8 +117,7 @@ def _rank_main(rank: int, world_size: int, seed: int) -> dict:
 
 
 def test_two_processes_give_the_one_process_values():
-    seed = int(np.random.SeedSequence().entropy % 2**32)
-    print(f"random seed: {seed}")
+    seed = fresh_seed()
     results = run_distributed(_rank_main, world_size=2, timeout=240, seed=seed)
 
     metrics = _metrics()
@@ -158,8 +157,7 @@ def _reference_rank_main(rank: int, world_size: int, seed: int) -> dict:
 
 
 def test_loaded_reference_statistics_are_not_synchronised_again():
-    seed = int(np.random.SeedSequence().entropy % 2**32)
-    print(f"random seed: {seed}")
+    seed = fresh_seed()
     results = run_distributed(_reference_rank_main, world_size=2, timeout=240, seed=seed)
     data = _data(seed)
     expected = []

@@ -21,6 +21,7 @@ from torchmetrics.classification import MultilabelAUROC as TMMultilabelAUROC
 from lightning_genmetrics.callbacks.conditional import ClassFidelity
 from lightning_genmetrics.metrics.auroc import AUROC, BinaryAUROC, MulticlassAUROC, MultilabelAUROC
 from tests.ddp.harness import count_all_gathers, run_distributed
+from tests.helpers import fresh_seed
 
 pytestmark = pytest.mark.ddp
 
@@ -167,8 +168,7 @@ def _rank_main(rank: int, world_size: int, seed: int) -> dict:
 
 
 def test_two_processes_give_the_one_process_values():
-    seed = int(np.random.SeedSequence().entropy % 2**32)
-    print(f"random seed: {seed}")
+    seed = fresh_seed()
     results = run_distributed(_rank_main, world_size=2, timeout=240, seed=seed)
 
     data = _data(seed)

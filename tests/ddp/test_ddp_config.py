@@ -23,7 +23,7 @@ from lightning_genmetrics.metrics.lpips import LearnedPerceptualImagePatchSimila
 from lightning_genmetrics.metrics.segmentation import SegmentationMetrics
 from tests.contract import same_state, state_snapshot
 from tests.ddp.harness import run_distributed
-from tests.helpers import TinyFeatureNet
+from tests.helpers import TinyFeatureNet, fresh_seed
 
 pytestmark = pytest.mark.ddp
 
@@ -139,8 +139,7 @@ def _rank_main(rank: int, world_size: int, seed: int) -> dict:
 
 
 def test_mismatched_configurations_raise_on_every_rank_and_matching_ones_still_merge():
-    seed = int(np.random.SeedSequence().entropy % 2**32)
-    print(f"random seed: {seed}")
+    seed = fresh_seed()
     # A hang would be killed at the timeout and a gloo abort would end a process: both fail here.
     results = run_distributed(_rank_main, world_size=2, timeout=150, seed=seed)
 

@@ -12,6 +12,7 @@ from lightning_genmetrics.metrics.auroc import AUROC
 from lightning_genmetrics.metrics.segmentation import MeanIoU, SegmentationMetrics
 from tests.contract import same_state, state_snapshot
 from tests.ddp.harness import count_all_gathers, run_distributed
+from tests.helpers import fresh_seed
 
 pytestmark = pytest.mark.ddp
 
@@ -111,8 +112,7 @@ def _rank_main(rank: int, world_size: int, seed: int) -> dict:
 
 
 def test_two_processes_give_the_one_process_values():
-    seed = int(np.random.SeedSequence().entropy % 2**32)
-    print(f"random seed: {seed}")
+    seed = fresh_seed()
     results = run_distributed(_rank_main, world_size=2, timeout=240, seed=seed)
 
     metrics = _metrics()

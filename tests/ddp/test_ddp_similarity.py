@@ -14,7 +14,7 @@ from lightning_genmetrics.metrics.ssim import (
 )
 from tests.contract import same_state, state_snapshot
 from tests.ddp.harness import count_all_gathers, run_distributed
-from tests.helpers import seeded_lpips_state
+from tests.helpers import fresh_seed, seeded_lpips_state
 
 pytestmark = pytest.mark.ddp
 
@@ -64,8 +64,7 @@ def _rank_main(rank: int, world_size: int, seed: int) -> dict:
 
 
 def test_two_processes_give_the_one_process_values():
-    seed = int(np.random.SeedSequence().entropy % 2**32)
-    print(f"random seed: {seed}")
+    seed = fresh_seed()
     results = run_distributed(_rank_main, world_size=2, timeout=180, seed=seed)
 
     metrics = _metrics()
@@ -113,8 +112,7 @@ def _kept_rank_main(rank: int, world_size: int, seed: int) -> dict:
 
 def test_two_processes_gather_every_value_of_reduction_none_in_rank_order():
     """``reduction="none"`` keeps one value per slice: gathered (uneven shards, one rank empty), rank 0's first."""
-    seed = int(np.random.SeedSequence().entropy % 2**32)
-    print(f"random seed: {seed}")
+    seed = fresh_seed()
     results = run_distributed(_kept_rank_main, world_size=2, timeout=180, seed=seed)
     preds, target = _data(seed)
     expected = {}

@@ -12,7 +12,7 @@ from lightning_genmetrics.functional import sample_keys
 from lightning_genmetrics.functional.inception_score import ids_to_balanced_splits, keys_to_balanced_splits
 from tests.contract import same_state, state_snapshot
 from tests.ddp.harness import count_all_gathers, run_distributed
-from tests.helpers import exact_inception_score
+from tests.helpers import exact_inception_score, fresh_seed
 
 NUM_CLASSES = 6
 
@@ -134,8 +134,7 @@ def _ddp_rank(rank: int, world_size: int, seed: int) -> dict:
 
 @pytest.mark.ddp
 def test_two_processes_give_the_one_process_value_below_and_beyond_the_limit():
-    seed = int(np.random.SeedSequence().entropy % 2**32)
-    print(f"random seed: {seed}")
+    seed = fresh_seed()
     results = run_distributed(_ddp_rank, world_size=2, timeout=240, seed=seed)
     for case, (*_, with_ids) in enumerate(_DDP_CASES):
         images = _ddp_images(case, seed)

@@ -11,6 +11,7 @@ from lightning_genmetrics.functional.cmmd import cmmd, gaussian_kernel_sum
 from lightning_genmetrics.functional.sampling import bottom_k, sample_keys
 from lightning_genmetrics.metrics.cmmd import CLIPMaximumMeanDiscrepancy
 from tests.ddp.harness import run_distributed
+from tests.helpers import fresh_seed
 
 
 def reference(x: np.ndarray, y: np.ndarray, sigma: float = 10.0, scale: float = 1000.0) -> float:
@@ -206,8 +207,7 @@ def _rank_main(rank: int, world_size: int, seed: int) -> dict:
 
 @pytest.mark.ddp
 def test_two_processes_give_the_one_process_values():
-    seed = int(np.random.SeedSequence().entropy % 2**32)
-    print(f"random seed: {seed}")
+    seed = fresh_seed()
     results = run_distributed(_rank_main, world_size=2, timeout=240, seed=seed)
     real, fake = _data(seed)
     for name, max_samples in (("exact", None), ("bounded", 50)):

@@ -15,7 +15,7 @@ from lightning_genmetrics.callbacks.plug import MetricPlug
 from lightning_genmetrics.functional.sampling import sample_keys
 from lightning_genmetrics.metrics.fd_infinity import FrechetInceptionDistanceInfinity
 from tests.ddp.harness import run_distributed
-from tests.helpers import exact_frechet
+from tests.helpers import exact_frechet, fresh_seed
 
 
 class FlatPixels(nn.Module):
@@ -173,8 +173,7 @@ def _rank_main(rank: int, world_size: int, seed: int) -> dict[str, object]:
 
 @pytest.mark.ddp
 def test_two_processes_give_the_one_process_value():
-    seed = int(np.random.SeedSequence().entropy % 2**32)
-    print(f"random seed: {seed}")
+    seed = fresh_seed()
     results = run_distributed(_rank_main, world_size=2, timeout=240, seed=seed)
     real, fake = _data(seed)
     metric = _metric()

@@ -13,6 +13,7 @@ from lightning_genmetrics.functional.prdc import knn_radii, precision_recall_den
 from lightning_genmetrics.functional.sampling import bottom_k, sample_keys
 from lightning_genmetrics.metrics.prdc import PrecisionRecallDensityCoverage
 from tests.ddp.harness import run_distributed
+from tests.helpers import fresh_seed
 
 
 def reference(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, float]:
@@ -265,8 +266,7 @@ def _rank_main(rank: int, world_size: int, seed: int) -> dict:
 
 @pytest.mark.ddp
 def test_two_processes_give_the_one_process_values():
-    seed = int(np.random.SeedSequence().entropy % 2**32)
-    print(f"random seed: {seed}")
+    seed = fresh_seed()
     results = run_distributed(_rank_main, world_size=2, timeout=240, seed=seed)
     real, fake = _data(seed)
     for name, max_samples in (("exact", None), ("bounded", 80)):
